@@ -1,0 +1,187 @@
+#pragma once
+// The validated, immutable configuration. Built once per (re)load by
+// conf::loadConfig and shared by pointer; every field has its default here,
+// so a struct read from a minimal file is complete.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "conf/status_ranges.h"
+#include "conf/units.h"
+
+namespace crest::conf {
+
+using namespace std::chrono_literals;
+
+// Where a value stands in the YAML file, for errors found after loading
+// (a certificate that does not load, a server name that does not resolve).
+struct SourceMark {
+  int line = 0;  // 1-based
+  int column = 0;
+};
+
+struct Limits {
+  uint64_t max_header_bytes = 16 * 1024;
+  uint32_t max_headers = 100;
+  uint64_t max_request_body = 0;  // 0 = unlimited
+};
+
+struct UpstreamTimeouts {
+  Duration connect = 2s;
+  Duration response = 30s;
+  Duration idle = 60s;
+};
+
+struct Timeouts {
+  Duration client_header = 10s;
+  Duration client_idle = 60s;
+  UpstreamTimeouts upstream;
+};
+
+struct TlsCertificate {
+  std::string cert;  // absolute path
+  std::string key;
+  SourceMark mark;
+  std::string field_path;  // listeners[0].tls.certificates[1]
+};
+
+struct TlsConfig {
+  std::vector<TlsCertificate> certificates;  // the first is the default
+  std::string min_version = "1.2";
+  std::vector<std::string> alpn{"http/1.1"};
+};
+
+struct HeaderMatch {
+  std::string name;  // lower-case
+  std::string value;
+};
+
+struct RouteMatch {
+  std::string host;         // lower-case; "" = any, "*.example.com" = any subdomain
+  std::string path_prefix;  // "" = any
+  std::vector<HeaderMatch> headers;
+};
+
+// The key that keeps a client on one pool (split) or one bucket (rate limit).
+struct RequestKey {
+  enum class Kind { None, ClientIp, Cookie, Header };
+  Kind kind = Kind::None;
+  std::string name;  // cookie or header name for Cookie / Header
+};
+
+struct SplitTarget {
+  std::string pool;
+  uint32_t weight = 0;
+};
+
+struct Split {
+  RequestKey sticky;
+  std::vector<SplitTarget> pools;
+};
+
+enum class Priority { High, Normal, Low };
+
+struct RateLimit {
+  RequestKey key;
+  double tokens_per_second = 0;
+  uint32_t burst = 0;
+};
+
+struct Fallback {
+  int status = 503;
+  std::string body;
+  std::string content_type = "text/plain";
+};
+
+struct RouteCache {
+  Duration ttl = 0s;
+  Duration stale = 0s;
+};
+
+struct Route {
+  RouteMatch match;
+  std::string pool;            // set when the route names one pool
+  std::optional<Split> split;  // set when the route splits over pools
+  Priority priority = Priority::Normal;
+  std::optional<RateLimit> rate_limit;
+  std::optional<Fallback> fallback;
+  std::optional<RouteCache> cache;
+};
+
+struct Listener {
+  std::string name;
+  HostPort listen;
+  std::optional<TlsConfig> tls;
+  std::vector<Route> routes;
+};
+
+struct Server {
+  HostPort address;
+  uint32_t weight = 1;
+  SourceMark mark;
+  std::string field_path;
+};
+
+struct HealthCheck {
+  std::string path = "/";
+  std::string host;  // "" = the server address
+  Duration interval = 5s;
+  Duration timeout = 2s;
+  uint32_t healthy_threshold = 2;
+  uint32_t unhealthy_threshold = 3;
+  StatusRanges expected_status{{{200, 399}}};
+};
+
+struct Queue {
+  uint32_t size = 0;
+  Duration timeout = 0s;
+};
+
+struct Pool {
+  std::string name;
+  std::string balance = "round_robin";
+  uint32_t retries = 1;
+  UpstreamTimeouts timeouts;  // the global ones with this pool's overrides applied
+  std::vector<Server> servers;
+  std::optional<HealthCheck> health_check;
+  uint32_t max_active_requests = 0;  // 0 = unlimited
+  std::optional<Queue> queue;
+};
+
+struct Admin {
+  std::optional<HostPort> listen;
+};
+
+struct Cache {
+  uint64_t max_size = 0;
+};
+
+struct Config {
+  std::string path;      // the file it was read from
+  uint32_t workers = 0;  // 0 = auto (one per CPU)
+  Duration shutdown_timeout = 10s;
+  std::string access_log;  // "" = off, "-" = stdout, else an absolute path
+  Admin admin;
+  Limits limits;
+  Timeouts timeouts;
+  std::vector<Listener> listeners;
+  std::vector<Pool> pools;  // in file order
+  std::optional<Cache> cache;
+
+  // nullptr when no pool has that name.
+  const Pool* findPool(const std::string& name) const {
+    for (const auto& p : pools) {
+      if (p.name == name) return &p;
+    }
+    return nullptr;
+  }
+};
+
+// The balancing policies the configuration accepts, by their config names.
+inline constexpr const char* kBalanceNames[] = {"round_robin", "least_conn", "ip_hash"};
+
+}  // namespace crest::conf

@@ -1,0 +1,531 @@
+#include "conf/loader.h"
+
+#include <cerrno>
+#include <charconv>
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace crest::conf {
+namespace {
+
+constexpr uint32_t kMaxWeight = 1000;
+
+SourceMark sourceMark(const YAML::Node& node) {
+  auto m = node.Mark();
+  return SourceMark{m.line + 1, m.column + 1};
+}
+
+bool validHostPattern(const std::string& host) {
+  std::string_view rest = host;
+  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  if (rest.empty()) return false;
+  for (char c : rest) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_' || c == '[' || c == ']' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool validToken(const std::string& s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c <= ' ' || c >= 127 || std::strchr("\"(),/:;<=>?@[\\]{}", c) != nullptr) return false;
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  Loader(std::string file, std::string base_dir) : errors_(file), base_dir_(std::move(base_dir)) {
+    config_.path = std::move(file);
+  }
+
+  LoadResult load(const std::string& text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      errors_.add(e.mark, "", "invalid YAML: " + e.msg);
+      return finish();
+    }
+    if (root.IsNull()) {
+      errors_.addAt(0, 0, "", "the file is empty");
+      return finish();
+    }
+    readRoot(root);
+    return finish();
+  }
+
+ private:
+  LoadResult finish() {
+    LoadResult result;
+    result.errors = errors_.all();
+    if (result.errors.empty()) result.config = std::make_shared<const Config>(std::move(config_));
+    return result;
+  }
+
+  std::string resolvePath(const std::string& p) const {
+    if (p.empty() || p.front() == '/' || base_dir_.empty()) return p;
+    return base_dir_ + "/" + p;
+  }
+
+  void readRoot(const YAML::Node& root) {
+    MapReader r(errors_, root, "",
+                {"workers", "shutdown_timeout", "access_log", "admin", "limits", "timeouts",
+                 "listeners", "pools", "cache"});
+    if (!r.isMap()) return;
+    std::string workers;
+    if (r.has("workers") && r.readString("workers", workers) && workers != "auto") {
+      r.readUint("workers", config_.workers, 1, 256);
+    }
+    r.readDuration("shutdown_timeout", config_.shutdown_timeout);
+    if (r.readString("access_log", config_.access_log) && config_.access_log != "-") {
+      config_.access_log = resolvePath(config_.access_log);
+    }
+    if (r.has("admin")) readAdmin(r.get("admin"), r.path("admin"));
+    if (r.has("limits")) readLimits(r.get("limits"), r.path("limits"));
+    if (r.has("timeouts")) readGlobalTimeouts(r.get("timeouts"), r.path("timeouts"));
+    if (r.has("cache")) readCache(r.get("cache"), r.path("cache"));
+    // Pools first: pool timeouts override the global ones, and routes refer to pools.
+    if (r.require("pools")) readPools(r.get("pools"), r.path("pools"));
+    if (r.require("listeners")) {
+      forEachItem(r, "listeners", [&](const YAML::Node& n, const std::string& path, size_t) {
+        readListener(n, path);
+      });
+      if (r.get("listeners").IsSequence() && r.get("listeners").size() == 0) {
+        errors_.add(r.get("listeners").Mark(), "listeners", "at least one listener is required");
+      }
+    }
+    checkAddressesUnique();
+  }
+
+  void readAdmin(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path, {"listen"});
+    HostPort hp;
+    if (r.readHostPort("listen", hp)) config_.admin.listen = hp;
+  }
+
+  void readLimits(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path, {"max_header_bytes", "max_headers", "max_request_body"});
+    auto& l = config_.limits;
+    if (r.readSize("max_header_bytes", l.max_header_bytes) &&
+        (l.max_header_bytes < 256 || l.max_header_bytes > (64u << 20))) {
+      errors_.add(r.get("max_header_bytes").Mark(), r.path("max_header_bytes"),
+                  "must be from 256 bytes to 64MiB");
+    }
+    r.readUint("max_headers", l.max_headers, 1, 10000);
+    r.readSize("max_request_body", l.max_request_body);
+  }
+
+  // Durations that must be positive.
+  void readPositiveDuration(const MapReader& r, const char* key, Duration& out) {
+    if (r.readDuration(key, out) && out.count() <= 0) {
+      errors_.add(r.get(key).Mark(), r.path(key), "must be greater than 0");
+    }
+  }
+
+  void readUpstreamTimeouts(const MapReader& r, UpstreamTimeouts& t) {
+    readPositiveDuration(r, "upstream_connect", t.connect);
+    readPositiveDuration(r, "upstream_response", t.response);
+    readPositiveDuration(r, "upstream_idle", t.idle);
+  }
+
+  void readGlobalTimeouts(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path,
+                {"client_header", "client_idle", "upstream_connect", "upstream_response",
+                 "upstream_idle"});
+    readPositiveDuration(r, "client_header", config_.timeouts.client_header);
+    readPositiveDuration(r, "client_idle", config_.timeouts.client_idle);
+    readUpstreamTimeouts(r, config_.timeouts.upstream);
+  }
+
+  void readCache(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path, {"max_size"});
+    Cache c;
+    if (r.require("max_size") && r.readSize("max_size", c.max_size) && c.max_size == 0) {
+      errors_.add(r.get("max_size").Mark(), r.path("max_size"), "must be greater than 0");
+    }
+    config_.cache = c;
+  }
+
+  void readPools(const YAML::Node& node, const std::string& path) {
+    if (!node.IsMap()) {
+      errors_.add(node.Mark(), path, "expected a mapping of pool names to pools");
+      return;
+    }
+    if (node.size() == 0) errors_.add(node.Mark(), path, "at least one pool is required");
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      Pool pool;
+      pool.name = it->first.Scalar();
+      std::string pool_path = childPath(path, pool.name);
+      if (!validToken(pool.name)) {
+        errors_.add(it->first.Mark(), pool_path, "pool names are letters, digits, - and _");
+      }
+      readPool(it->second, pool_path, pool);
+      config_.pools.push_back(std::move(pool));
+    }
+  }
+
+  void readPool(const YAML::Node& node, const std::string& path, Pool& pool) {
+    MapReader r(errors_, node, path,
+                {"balance", "retries", "timeouts", "servers", "health_check",
+                 "max_active_requests", "queue"});
+    if (!r.isMap()) {
+      if (node.IsNull()) errors_.add(node.Mark(), path, "a pool needs servers");
+      return;
+    }
+    r.readChoice("balance", pool.balance, {"round_robin", "least_conn", "ip_hash"});
+    r.readUint("retries", pool.retries, 0, 10);
+    pool.timeouts = config_.timeouts.upstream;
+    if (r.has("timeouts")) {
+      MapReader t(errors_, r.get("timeouts"), r.path("timeouts"),
+                  {"upstream_connect", "upstream_response", "upstream_idle"});
+      readUpstreamTimeouts(t, pool.timeouts);
+    }
+    if (r.require("servers")) {
+      std::set<std::string> seen;
+      forEachItem(r, "servers", [&](const YAML::Node& n, const std::string& item, size_t) {
+        MapReader s(errors_, n, item, {"address", "weight"});
+        if (!s.isMap()) return;
+        Server server;
+        server.mark = sourceMark(n);
+        server.field_path = item;
+        if (s.require("address") && s.readHostPort("address", server.address) &&
+            !seen.insert(server.address.text).second) {
+          errors_.add(s.get("address").Mark(), s.path("address"),
+                      "server " + quote(server.address.text) + " is listed twice in this pool");
+        }
+        s.readUint("weight", server.weight, 1, kMaxWeight);
+        pool.servers.push_back(std::move(server));
+      });
+      if (r.get("servers").IsSequence() && r.get("servers").size() == 0) {
+        errors_.add(r.get("servers").Mark(), r.path("servers"), "a pool needs at least one server");
+      }
+    }
+    if (r.has("health_check")) pool.health_check = readHealthCheck(r.get("health_check"), r.path("health_check"));
+    r.readUint("max_active_requests", pool.max_active_requests, 0, 1000000);
+    if (r.has("queue")) {
+      MapReader q(errors_, r.get("queue"), r.path("queue"), {"size", "timeout"});
+      Queue queue;
+      q.readUint("size", queue.size, 0, 1000000);
+      if (q.require("timeout")) readPositiveDuration(q, "timeout", queue.timeout);
+      if (pool.max_active_requests == 0) {
+        errors_.add(r.get("queue").Mark(), r.path("queue"),
+                    "a queue needs max_active_requests greater than 0 in the same pool");
+      }
+      pool.queue = queue;
+    }
+  }
+
+  HealthCheck readHealthCheck(const YAML::Node& node, const std::string& path) {
+    HealthCheck hc;
+    MapReader r(errors_, node, path,
+                {"path", "host", "interval", "timeout", "healthy_threshold",
+                 "unhealthy_threshold", "expected_status"});
+    if (r.readString("path", hc.path) && (hc.path.empty() || hc.path.front() != '/')) {
+      errors_.add(r.get("path").Mark(), r.path("path"), "must start with /, got " + quote(hc.path));
+    }
+    r.readString("host", hc.host);
+    readPositiveDuration(r, "interval", hc.interval);
+    readPositiveDuration(r, "timeout", hc.timeout);
+    r.readUint("healthy_threshold", hc.healthy_threshold, 1, 100);
+    r.readUint("unhealthy_threshold", hc.unhealthy_threshold, 1, 100);
+    std::string expected;
+    if (r.readString("expected_status", expected)) {
+      auto ranges = StatusRanges::parse(expected);
+      if (ranges) {
+        hc.expected_status = *ranges;
+      } else {
+        errors_.add(r.get("expected_status").Mark(), r.path("expected_status"),
+                    "expected status codes and ranges like 200-399 or 200-299,304, got " +
+                        quote(expected));
+      }
+    }
+    return hc;
+  }
+
+  void readListener(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path, {"name", "listen", "tls", "routes"});
+    if (!r.isMap()) return;
+    Listener l;
+    if (r.require("name") && r.readString("name", l.name)) {
+      if (!validToken(l.name)) {
+        errors_.add(r.get("name").Mark(), r.path("name"), "listener names are letters, digits, - and _");
+      }
+      for (const auto& other : config_.listeners) {
+        if (other.name == l.name) {
+          errors_.add(r.get("name").Mark(), r.path("name"), "listener name " + quote(l.name) + " is used twice");
+        }
+      }
+    }
+    if (r.require("listen") && r.readHostPort("listen", l.listen)) {
+      listen_marks_.push_back({l.listen, r.get("listen").Mark(), r.path("listen")});
+    }
+    if (r.has("tls")) l.tls = readTls(r.get("tls"), r.path("tls"));
+    if (r.require("routes")) {
+      forEachItem(r, "routes", [&](const YAML::Node& n, const std::string& item, size_t) {
+        l.routes.push_back(readRoute(n, item));
+      });
+      if (r.get("routes").IsSequence() && r.get("routes").size() == 0) {
+        errors_.add(r.get("routes").Mark(), r.path("routes"), "a listener needs at least one route");
+      }
+    }
+    config_.listeners.push_back(std::move(l));
+  }
+
+  TlsConfig readTls(const YAML::Node& node, const std::string& path) {
+    TlsConfig tls;
+    MapReader r(errors_, node, path, {"certificates", "min_version", "alpn"});
+    if (r.require("certificates")) {
+      forEachItem(r, "certificates", [&](const YAML::Node& n, const std::string& item, size_t) {
+        MapReader c(errors_, n, item, {"cert", "key"});
+        TlsCertificate cert;
+        cert.mark = sourceMark(n);
+        cert.field_path = item;
+        if (c.require("cert")) c.readString("cert", cert.cert);
+        if (c.require("key")) c.readString("key", cert.key);
+        cert.cert = resolvePath(cert.cert);
+        cert.key = resolvePath(cert.key);
+        tls.certificates.push_back(std::move(cert));
+      });
+      if (r.get("certificates").IsSequence() && r.get("certificates").size() == 0) {
+        errors_.add(r.get("certificates").Mark(), r.path("certificates"), "at least one certificate is required");
+      }
+    }
+    r.readChoice("min_version", tls.min_version, {"1.2", "1.3"});
+    if (r.has("alpn")) {
+      tls.alpn.clear();
+      forEachItem(r, "alpn", [&](const YAML::Node& n, const std::string& item, size_t) {
+        if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 255) {
+          errors_.add(n.Mark(), item, "expected a protocol name such as http/1.1");
+          return;
+        }
+        tls.alpn.push_back(n.Scalar());
+      });
+    }
+    return tls;
+  }
+
+  // "none" | "client_ip" | "cookie:NAME" | "header:NAME"; `allow_none` for split stickiness.
+  void readRequestKey(const MapReader& r, const char* key, RequestKey& out, bool allow_none) {
+    std::string text;
+    if (!r.readString(key, text)) return;
+    auto colon = text.find(':');
+    std::string kind = text.substr(0, colon);
+    std::string name = colon == std::string::npos ? "" : text.substr(colon + 1);
+    if (text == "none" && allow_none) {
+      out = {RequestKey::Kind::None, ""};
+    } else if (text == "client_ip") {
+      out = {RequestKey::Kind::ClientIp, ""};
+    } else if ((kind == "cookie" || kind == "header") && validToken(name)) {
+      out = {kind == "cookie" ? RequestKey::Kind::Cookie : RequestKey::Kind::Header,
+             kind == "header" ? lower(name) : name};
+    } else {
+      errors_.add(r.get(key).Mark(), r.path(key),
+                  std::string("expected ") + (allow_none ? "none | " : "") +
+                      "client_ip | cookie:NAME | header:NAME, got " + quote(text));
+    }
+  }
+
+  void checkPoolExists(const YAML::Node& node, const std::string& path, const std::string& pool) {
+    if (config_.findPool(pool) == nullptr) {
+      std::string known;
+      for (const auto& p : config_.pools) known += (known.empty() ? "" : ", ") + p.name;
+      errors_.add(node.Mark(), path, "unknown pool " + quote(pool) + " (pools: " + known + ")");
+    }
+  }
+
+  Route readRoute(const YAML::Node& node, const std::string& path) {
+    Route route;
+    MapReader r(errors_, node, path,
+                {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache"});
+    if (!r.isMap()) return route;
+    if (r.has("match")) readMatch(r.get("match"), r.path("match"), route.match);
+    if (r.has("pool") == r.has("split")) {
+      errors_.add(node.Mark(), path, "a route needs exactly one of pool or split");
+    }
+    if (r.readString("pool", route.pool)) checkPoolExists(r.get("pool"), r.path("pool"), route.pool);
+    if (r.has("split")) route.split = readSplit(r.get("split"), r.path("split"));
+    std::string priority;
+    if (r.readChoice("priority", priority, {"high", "normal", "low"})) {
+      route.priority = priority == "high" ? Priority::High
+                       : priority == "low" ? Priority::Low
+                                           : Priority::Normal;
+    }
+    if (r.has("rate_limit")) route.rate_limit = readRateLimit(r.get("rate_limit"), r.path("rate_limit"));
+    if (r.has("fallback")) route.fallback = readFallback(r.get("fallback"), r.path("fallback"));
+    if (r.has("cache")) {
+      MapReader c(errors_, r.get("cache"), r.path("cache"), {"ttl", "stale"});
+      RouteCache cache;
+      c.readDuration("ttl", cache.ttl);
+      c.readDuration("stale", cache.stale);
+      route.cache = cache;
+      if (!config_.cache) {
+        errors_.add(r.get("cache").Mark(), r.path("cache"),
+                    "a cached route needs the top-level cache section (cache.max_size)");
+      }
+    }
+    return route;
+  }
+
+  void readMatch(const YAML::Node& node, const std::string& path, RouteMatch& match) {
+    MapReader r(errors_, node, path, {"host", "path_prefix", "headers"});
+    if (r.readString("host", match.host)) {
+      match.host = lower(match.host);
+      if (!validHostPattern(match.host)) {
+        errors_.add(r.get("host").Mark(), r.path("host"),
+                    "expected a host name or *.domain, got " + quote(match.host));
+      }
+    }
+    if (r.readString("path_prefix", match.path_prefix) &&
+        (match.path_prefix.empty() || match.path_prefix.front() != '/')) {
+      errors_.add(r.get("path_prefix").Mark(), r.path("path_prefix"),
+                  "must start with /, got " + quote(match.path_prefix));
+    }
+    if (r.has("headers")) {
+      YAML::Node headers = r.get("headers");
+      if (!headers.IsMap()) {
+        errors_.add(headers.Mark(), r.path("headers"), "expected a mapping of header names to values");
+        return;
+      }
+      for (auto it = headers.begin(); it != headers.end(); ++it) {
+        std::string name = it->first.Scalar();
+        std::string field = childPath(r.path("headers"), name);
+        if (!validToken(name)) errors_.add(it->first.Mark(), field, "invalid header name");
+        if (!it->second.IsScalar()) {
+          errors_.add(it->second.Mark(), field, "expected a single value");
+          continue;
+        }
+        match.headers.push_back({lower(name), it->second.Scalar()});
+      }
+    }
+  }
+
+  Split readSplit(const YAML::Node& node, const std::string& path) {
+    Split split;
+    MapReader r(errors_, node, path, {"sticky", "pools"});
+    readRequestKey(r, "sticky", split.sticky, true);
+    if (!r.require("pools")) return split;
+    uint64_t total = 0;
+    forEachItem(r, "pools", [&](const YAML::Node& n, const std::string& item, size_t) {
+      MapReader t(errors_, n, item, {"pool", "weight"});
+      SplitTarget target;
+      if (t.require("pool") && t.readString("pool", target.pool)) {
+        checkPoolExists(t.get("pool"), t.path("pool"), target.pool);
+      }
+      if (t.require("weight")) t.readUint("weight", target.weight, 0, 1000000);
+      total += target.weight;
+      split.pools.push_back(target);
+    });
+    if (r.get("pools").IsSequence() && total == 0) {
+      errors_.add(r.get("pools").Mark(), r.path("pools"), "at least one pool needs a weight above 0");
+    }
+    return split;
+  }
+
+  RateLimit readRateLimit(const YAML::Node& node, const std::string& path) {
+    RateLimit rl;
+    MapReader r(errors_, node, path, {"key", "rate", "burst"});
+    rl.key = {RequestKey::Kind::ClientIp, ""};
+    readRequestKey(r, "key", rl.key, false);
+    std::string rate;
+    if (r.require("rate") && r.readString("rate", rate)) {
+      auto slash = rate.find('/');
+      uint32_t count = 0;
+      auto [end, ec] = std::from_chars(rate.data(), rate.data() + rate.size(), count);
+      std::string unit = slash == std::string::npos ? "" : rate.substr(slash + 1);
+      if (ec != std::errc() || end != rate.data() + slash || count == 0 ||
+          (unit != "s" && unit != "m")) {
+        errors_.add(r.get("rate").Mark(), r.path("rate"),
+                    "expected a rate like 100/s or 600/m, got " + quote(rate));
+      } else {
+        rl.tokens_per_second = unit == "s" ? count : count / 60.0;
+      }
+    }
+    rl.burst = std::max<uint32_t>(1, static_cast<uint32_t>(rl.tokens_per_second));
+    r.readUint("burst", rl.burst, 1, 100000000);
+    return rl;
+  }
+
+  Fallback readFallback(const YAML::Node& node, const std::string& path) {
+    Fallback fb;
+    MapReader r(errors_, node, path, {"status", "body", "content_type"});
+    uint32_t status = 503;
+    r.readUint("status", status, 200, 599);
+    fb.status = static_cast<int>(status);
+    r.readString("body", fb.body);
+    r.readString("content_type", fb.content_type);
+    return fb;
+  }
+
+  struct ListenMark {
+    HostPort address;
+    YAML::Mark mark;
+    std::string path;
+  };
+
+  void checkAddressesUnique() {
+    if (config_.admin.listen) {
+      for (const auto& l : listen_marks_) {
+        if (l.address == *config_.admin.listen) {
+          errors_.add(l.mark, l.path, "address " + quote(l.address.text) + " is also admin.listen");
+        }
+      }
+    }
+    for (size_t i = 0; i < listen_marks_.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (listen_marks_[i].address == listen_marks_[j].address) {
+          errors_.add(listen_marks_[i].mark, listen_marks_[i].path,
+                      "address " + quote(listen_marks_[i].address.text) + " is already used by " +
+                          listen_marks_[j].path);
+        }
+      }
+    }
+  }
+
+  ErrorList errors_;
+  std::string base_dir_;
+  Config config_;
+  std::vector<ListenMark> listen_marks_;
+};
+
+std::string folderOf(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+LoadResult loadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back(ConfigError{path, 0, 0, "", std::string("cannot read: ") + std::strerror(errno)});
+    return result;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return loadConfigText(text.str(), path, folderOf(path));
+}
+
+LoadResult loadConfigText(const std::string& text, const std::string& file_name,
+                          const std::string& base_dir) {
+  // Absolute, so paths stay valid whatever the process's working directory becomes.
+  std::error_code ec;
+  std::string absolute_dir = std::filesystem::absolute(base_dir, ec).lexically_normal().string();
+  if (ec) absolute_dir = base_dir;
+  if (absolute_dir.size() > 1 && absolute_dir.back() == '/') absolute_dir.pop_back();
+  return Loader(file_name, absolute_dir).load(text);
+}
+
+}  // namespace crest::conf

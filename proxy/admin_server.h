@@ -1,0 +1,44 @@
+#pragma once
+// The admin HTTP endpoints on admin.listen, served by the main thread:
+// GET /healthz, GET /status. Nothing of it is reachable through the proxy
+// listeners. Control-plane traffic, so libevent's evhttp is good enough here.
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proxy/runtime.h"
+
+namespace crest::proxy {
+
+struct ReloadStatus {
+  double time = 0;  // unix seconds of the last reload attempt (or start)
+  bool success = true;
+};
+
+class AdminServer {
+ public:
+  using RuntimeSource = std::function<std::shared_ptr<const Runtime>()>;
+  using ReloadSource = std::function<ReloadStatus()>;
+
+  AdminServer(event_base* base, RuntimeSource runtime, ReloadSource reload);
+  ~AdminServer();
+
+  // Binds `fd` (a listening socket); false when evhttp refuses it.
+  bool serve(int fd);
+
+  // The /status document for `runtime`.
+  static std::string statusJson(const Runtime& runtime, const ReloadStatus& reload);
+
+ private:
+  static void onRequest(evhttp_request* req, void* arg);
+
+  evhttp* http_;
+  RuntimeSource runtime_;
+  ReloadSource reload_;
+};
+
+}  // namespace crest::proxy

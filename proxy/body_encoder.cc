@@ -1,0 +1,31 @@
+#include "proxy/body_encoder.h"
+
+#include <cstdio>
+
+namespace crest::proxy {
+
+void BodyEncoder::chunkHeader(size_t len) {
+  char line[24];
+  int n = std::snprintf(line, sizeof line, "%zx\r\n", len);
+  evbuffer_add(out_, line, static_cast<size_t>(n));
+}
+
+void BodyEncoder::copy(const char* data, size_t len) {
+  if (len == 0) return;
+  if (chunked_) chunkHeader(len);
+  evbuffer_add(out_, data, len);
+  if (chunked_) evbuffer_add(out_, "\r\n", 2);
+}
+
+void BodyEncoder::move(evbuffer* from, size_t len) {
+  if (len == 0) return;
+  if (chunked_) chunkHeader(len);
+  evbuffer_remove_buffer(from, out_, len);
+  if (chunked_) evbuffer_add(out_, "\r\n", 2);
+}
+
+void BodyEncoder::finish() {
+  if (chunked_) evbuffer_add(out_, "0\r\n\r\n", 5);
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,564 @@
+#include "proxy/downstream_connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "proxy/header_rewrite.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+namespace crest::proxy {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Per-direction window: reading from one side stops while this much waits
+// for the other side, which bounds a slow peer's cost.
+constexpr size_t kHighWater = 256 * 1024;
+constexpr milliseconds kLinger{2000};
+
+timeval toTimeval(milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+bool idempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
+}
+
+// Splits an absolute-form target ("http://host/path?q") into host and origin-form path.
+bool splitAbsoluteForm(const std::string& target, std::string& host, std::string& path) {
+  size_t scheme_end = target.find("://");
+  if (scheme_end == std::string::npos || target.front() == '/') return false;
+  size_t authority = scheme_end + 3;
+  size_t slash = target.find_first_of("/?", authority);
+  host = target.substr(authority, slash == std::string::npos ? std::string::npos : slash - authority);
+  std::string_view rest;
+  if (slash != std::string::npos) rest = std::string_view(target).substr(slash);
+  path.clear();
+  if (rest.empty() || rest.front() != '/') path.push_back('/');
+  path.append(rest);
+  return true;
+}
+
+}  // namespace
+
+DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
+                                           std::string listener)
+    : worker_(worker),
+      fd_(fd),
+      in_(evbuffer_new()),
+      out_(evbuffer_new()),
+      peer_ip_(addressText(peer)),
+      client_hash_(addressHash(peer)),
+      listener_name_(std::move(listener)),
+      request_parser_(Http1Parser::Kind::Request, {}),
+      response_parser_(Http1Parser::Kind::Response, {}),
+      request_out_(evbuffer_new()) {
+  event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+                     &DownstreamConnection::onEvent, this);
+  timer_ = evtimer_new(worker_.base(), &DownstreamConnection::onTimer, this);
+}
+
+DownstreamConnection::~DownstreamConnection() {
+  releaseServer();
+  event_free(event_);
+  event_free(timer_);
+  if (fd_ >= 0) ::close(fd_);
+  evbuffer_free(in_);
+  evbuffer_free(out_);
+  evbuffer_free(request_out_);
+}
+
+void DownstreamConnection::start() {
+  runtime_ = worker_.runtime();
+  listener_ = runtime_->findListener(listener_name_);
+  const auto& limits = runtime_->config().limits;
+  request_parser_.~Http1Parser();
+  new (&request_parser_) Http1Parser(Http1Parser::Kind::Request,
+                                     ParserLimits{limits.max_header_bytes, limits.max_headers});
+  event_add(event_, nullptr);
+  armTimer(runtime_->config().timeouts.client_header);
+}
+
+void DownstreamConnection::armTimer(milliseconds timeout) {
+  timeval tv = toTimeval(timeout);
+  evtimer_add(timer_, &tv);
+}
+
+void DownstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<DownstreamConnection*>(arg);
+  if (what & EV_READ) self->client_readable_ = true;
+  self->pump();
+}
+
+void DownstreamConnection::onUpstreamEvent() { pump(); }
+
+void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<DownstreamConnection*>(arg);
+  const auto& timeouts = self->runtime_->config().timeouts;
+  if (self->phase_ == Phase::AwaitingRequest && self->request_parser_.started()) {
+    self->respond(408, "the request head did not arrive within " +
+                           conf::formatDuration(timeouts.client_header));
+  } else if (self->phase_ == Phase::Proxying) {
+    // Inactivity of the client while it owes us body bytes or reading; the
+    // timer is re-armed lazily so I/O never touches it.
+    auto quiet = std::chrono::steady_clock::now() - self->client_activity_;
+    if (quiet < timeouts.client_idle) {
+      self->armTimer(std::chrono::duration_cast<milliseconds>(timeouts.client_idle - quiet) +
+                     milliseconds(1));
+      return;
+    }
+    self->closeNow();
+  } else {
+    self->closeNow();
+  }
+  self->pump();
+}
+
+void DownstreamConnection::onUpstreamTimeout() {
+  if (evbuffer_get_length(out_) >= kHighWater) {
+    // The client, not the server, is slow: the client's own timer governs.
+    upstream_->expectResponseWithin(pool_->config->timeouts.response);
+    return;
+  }
+  onUpstreamFailure(upstream_->connected() ? UpstreamFailure::Timeout : UpstreamFailure::Connect);
+  pump();
+}
+
+void DownstreamConnection::drain() {
+  close_after_response_ = true;
+  if (phase_ == Phase::AwaitingRequest && !request_parser_.started()) closeNow();
+  pump();
+}
+
+void DownstreamConnection::pump() {
+  while (phase_ != Phase::Closed) {
+    bool progress = readClient();
+    if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
+    if (phase_ == Phase::Proxying) progress |= forwardRequestBody();
+    if (phase_ == Phase::Proxying && upstream_) progress |= driveUpstream();
+    progress |= flushClient();
+    if (client_error_ && phase_ != Phase::Closed) {
+      closeNow();
+      break;
+    }
+    if (phase_ == Phase::Closing && evbuffer_get_length(out_) == 0) {
+      // Lingering close: stop sending, keep reading what the client still sends
+      // for a while, so our last response is not destroyed by a reset.
+      ::shutdown(fd_, SHUT_WR);
+      phase_ = Phase::Lingering;
+      armTimer(kLinger);
+      progress = true;
+    }
+    if (phase_ == Phase::Lingering && client_eof_) closeNow();
+    if (!progress) break;
+  }
+  if (phase_ == Phase::Closed) worker_.connectionClosed(this);  // deletes this
+}
+
+bool DownstreamConnection::readClient() {
+  if (!client_readable_ || client_eof_ || client_error_) return false;
+  if (phase_ == Phase::Lingering) evbuffer_drain(in_, evbuffer_get_length(in_));
+  size_t cap = phase_ == Phase::AwaitingRequest
+                   ? std::max<size_t>(kHighWater, runtime_->config().limits.max_header_bytes + 1)
+                   : kHighWater;
+  if (evbuffer_get_length(in_) >= cap) return false;
+  size_t got = 0;
+  switch (readInto(fd_, in_, cap, got)) {
+    case IoResult::WouldBlock:
+      client_readable_ = false;
+      break;
+    case IoResult::Closed:
+      client_eof_ = true;
+      break;
+    case IoResult::Error:
+      client_error_ = true;
+      break;
+    case IoResult::Progress:
+      break;
+  }
+  if (got > 0) client_activity_ = std::chrono::steady_clock::now();
+  return got > 0 || client_eof_ || client_error_;
+}
+
+bool DownstreamConnection::flushClient() {
+  if (evbuffer_get_length(out_) == 0 || client_error_) return false;
+  size_t written = 0;
+  if (writeFrom(fd_, out_, written) == IoResult::Error) client_error_ = true;
+  if (written > 0) client_activity_ = std::chrono::steady_clock::now();
+  return written > 0;
+}
+
+bool DownstreamConnection::parseRequestHead() {
+  // A client that does not read its responses gets no more of its pipelined requests served.
+  if (evbuffer_get_length(out_) >= kHighWater) return false;
+  bool was_started = request_parser_.started();
+  size_t before = evbuffer_get_length(in_);
+  BodyEncoder none;
+  Http1Parser::Event ev = request_parser_.parse(in_, none, 0);
+  if (!was_started && request_parser_.started()) armTimer(runtime_->config().timeouts.client_header);
+  switch (ev) {
+    case Http1Parser::Event::Head:
+      startExchange();
+      return true;
+    case Http1Parser::Event::Error:
+      respond(request_parser_.errorStatus(), request_parser_.errorReason());
+      return true;
+    default:
+      if (client_eof_) {
+        closeNow();
+        return true;
+      }
+      return evbuffer_get_length(in_) != before;
+  }
+}
+
+void DownstreamConnection::startExchange() {
+  // New requests take the newest configuration; a listener it removed keeps
+  // serving this connection on the configuration it was accepted under.
+  if (worker_.runtime() != runtime_) {
+    if (const ListenerRuntime* l = worker_.runtime()->findListener(listener_name_)) {
+      runtime_ = worker_.runtime();
+      listener_ = l;
+    }
+  }
+  MessageHead& head = request_parser_.head();
+  phase_ = Phase::Proxying;
+  request_complete_ = false;
+  response_started_ = false;
+  request_bytes_sent_ = 0;
+  upstream_timer_started_ = false;
+  tried_ = balancer::TriedSet();
+  pool_ = nullptr;
+  client_activity_ = std::chrono::steady_clock::now();
+  armTimer(runtime_->config().timeouts.client_idle);
+  response_parser_.setNoBody(head.method == "HEAD");
+
+  std::string host = head.find("host") ? *head.find("host") : std::string();
+  target_ = head.target;
+  std::string absolute_host;
+  if (splitAbsoluteForm(head.target, absolute_host, target_)) {
+    if (!host.empty() && hostWithoutPort(host) != hostWithoutPort(absolute_host)) {
+      respond(400, "the request target names another host than the Host header");
+      return;
+    }
+    host = absolute_host;
+  } else if (target_.empty() || (target_.front() != '/' && target_ != "*")) {
+    respond(400, "invalid request target");
+    return;
+  }
+  const uint64_t max_body = runtime_->config().limits.max_request_body;
+  if (max_body > 0 && head.framing == Framing::ContentLength && head.content_length > max_body) {
+    respond(413, "the request body is larger than " + std::to_string(max_body) + " bytes");
+    return;
+  }
+  std::string normalized_host = hostWithoutPort(host);
+  int route = listener_ ? listener_->router.match(normalized_host, target_, head) : -1;
+  if (route < 0 || listener_->route_pools[static_cast<size_t>(route)] == nullptr) {
+    respond(404, "no route matches host \"" + normalized_host + "\" and this path");
+    return;
+  }
+  pool_ = listener_->route_pools[static_cast<size_t>(route)];
+  const std::string* id = head.find("x-request-id");
+  request_id_ = id ? *id : worker_.newRequestId();
+  retries_left_ = pool_->config->retries;
+  if (head.expect_continue && head.framing != Framing::None) {
+    evbuffer_add(out_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  }
+  writeRequestHead();
+  request_body_ = BodyEncoder(request_out_, head.framing == Framing::Chunked);
+  dispatch();
+}
+
+void DownstreamConnection::writeRequestHead() {
+  evbuffer_drain(request_out_, evbuffer_get_length(request_out_));
+  const std::string& default_host = pool_->servers.empty() ? listener_name_ : pool_->servers.front()->address;
+  ForwardInfo info{peer_ip_, "http", request_id_, default_host};
+  writeUpstreamRequestHead(request_parser_.head(), target_, info, request_out_);
+}
+
+void DownstreamConnection::dispatch() {
+  while (true) {
+    balancer::Server* picked = pool_->balancer->pick(balancer::PickContext{client_hash_}, tried_);
+    if (picked == nullptr) {
+      std::string why = tried_.size() == 0 ? "no healthy server in pool \"" + pool_->config->name + "\""
+                                           : "no server of pool \"" + pool_->config->name + "\" could be reached";
+      if (tried_.size() == 0) {
+        respond(503, why, "Retry-After: 1\r\n");
+      } else {
+        respond(502, why);
+      }
+      return;
+    }
+    tried_.add(picked);
+    auto* server = static_cast<UpstreamServer*>(picked);
+    int connect_errno = 0;
+    upstream_ = worker_.upstreamPool().acquire(server->shared_from_this(), pool_->config->timeouts,
+                                               connect_errno);
+    if (upstream_) {
+      server_ = server;
+      server_->active_requests.fetch_add(1, std::memory_order_relaxed);
+      upstream_->attach(this);
+      upstream_->countRequest();
+      return;
+    }
+    log::warn("upstream: pool " + pool_->config->name + " server " + server->address +
+              ": connect failed: " + std::strerror(connect_errno));
+    if (retries_left_ == 0) {
+      respond(502, "cannot connect to a server of pool \"" + pool_->config->name + "\"");
+      return;
+    }
+    --retries_left_;
+  }
+}
+
+bool DownstreamConnection::forwardRequestBody() {
+  if (request_complete_) return false;
+  size_t buffered = evbuffer_get_length(request_out_);
+  if (buffered >= kHighWater) return false;
+  size_t before = evbuffer_get_length(in_);
+  Http1Parser::Event ev = request_parser_.parse(in_, request_body_, kHighWater - buffered);
+  const uint64_t max_body = runtime_->config().limits.max_request_body;
+  if (max_body > 0 && request_parser_.bodyBytes() > max_body) {
+    if (response_started_) {
+      closeNow();
+    } else {
+      releaseServer();
+      upstream_.reset();
+      respond(413, "the request body is larger than " + std::to_string(max_body) + " bytes");
+    }
+    return true;
+  }
+  switch (ev) {
+    case Http1Parser::Event::Complete:
+      request_complete_ = true;
+      return true;
+    case Http1Parser::Event::Error:
+      if (response_started_) {
+        closeNow();
+      } else {
+        releaseServer();
+        upstream_.reset();
+        respond(request_parser_.errorStatus(), request_parser_.errorReason());
+      }
+      return true;
+    default:
+      if (client_eof_ && evbuffer_get_length(in_) == 0) {
+        // The client went away in the middle of its request body.
+        closeNow();
+        return true;
+      }
+      return evbuffer_get_length(in_) != before;
+  }
+}
+
+bool DownstreamConnection::driveUpstream() {
+  if (upstream_->state() == UpstreamConnection::State::Failed) {
+    onUpstreamFailure(UpstreamFailure::Connect);
+    return true;
+  }
+  if (upstream_->state() == UpstreamConnection::State::Connecting) return false;
+  if (!upstream_timer_started_) {
+    upstream_timer_started_ = true;
+    upstream_->expectResponseWithin(pool_->config->timeouts.response);
+  }
+  bool progress = false;
+  size_t pending = evbuffer_get_length(request_out_);
+  if (pending > 0) {
+    if (!upstream_->flush(request_out_)) {
+      onUpstreamFailure(UpstreamFailure::Broken);
+      return true;
+    }
+    size_t sent = pending - evbuffer_get_length(request_out_);
+    request_bytes_sent_ += sent;
+    progress = sent > 0;
+  }
+  while (upstream_ && phase_ == Phase::Proxying) {
+    if (evbuffer_get_length(out_) >= kHighWater) break;
+    upstream_->pullInput(kHighWater);
+    evbuffer* input = upstream_->input();
+    size_t before = evbuffer_get_length(input);
+    Http1Parser::Event ev = response_parser_.parse(input, response_body_, kHighWater - evbuffer_get_length(out_));
+    progress |= evbuffer_get_length(input) != before;
+    if (ev == Http1Parser::Event::NeedMore && (upstream_->peerClosed() || upstream_->broken()) &&
+        evbuffer_get_length(input) == 0) {
+      if (!response_started_) {
+        onUpstreamFailure(UpstreamFailure::Broken);
+        return true;
+      }
+      ev = response_parser_.finishAtEof(response_body_);
+      if (ev == Http1Parser::Event::Error) {
+        // Cut short: close before the response's framing ends, so the client
+        // can tell it is incomplete.
+        closeNow();
+        return true;
+      }
+    }
+    if (ev == Http1Parser::Event::Head) {
+      if (response_parser_.head().status < 200) {
+        response_parser_.nextMessage();  // 1xx: interim, not forwarded
+      } else {
+        onResponseHead();
+      }
+      progress = true;
+      continue;
+    }
+    if (ev == Http1Parser::Event::Complete) {
+      onResponseComplete();
+      return true;
+    }
+    if (ev == Http1Parser::Event::Error) {
+      log::warn("upstream: pool " + pool_->config->name + " server " + server_->address +
+                ": invalid response: " + response_parser_.errorReason());
+      if (response_started_) {
+        closeNow();
+      } else {
+        onUpstreamFailure(UpstreamFailure::Invalid);
+      }
+      return true;
+    }
+    if (evbuffer_get_length(input) == before) break;
+  }
+  return progress;
+}
+
+void DownstreamConnection::onResponseHead() {
+  const MessageHead& request = request_parser_.head();
+  const MessageHead& response = response_parser_.head();
+  bool unframed = response.framing == Framing::Chunked || response.framing == Framing::UntilClose;
+  bool chunked = unframed && request.version_minor >= 1;
+  if (!request.keep_alive || worker_.draining() || (unframed && !chunked)) close_after_response_ = true;
+  writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_, out_);
+  response_body_ = BodyEncoder(out_, chunked);
+  response_started_ = true;
+}
+
+void DownstreamConnection::onResponseComplete() {
+  const MessageHead& response = response_parser_.head();
+  bool reusable = response.keep_alive && request_complete_ && evbuffer_get_length(request_out_) == 0 &&
+                  evbuffer_get_length(upstream_->input()) == 0 && !upstream_->peerClosed() &&
+                  !upstream_->broken();
+  releaseServer();
+  upstream_->stopTimer();
+  if (reusable) {
+    worker_.upstreamPool().release(std::move(upstream_), pool_->config->timeouts.idle);
+  } else {
+    upstream_.reset();
+  }
+  // A response that ends before its request does: the rest of the request
+  // body cannot be skipped safely, so the connection ends with this response.
+  if (!request_complete_) {
+    close_after_response_ = true;
+    phase_ = Phase::Closing;
+    return;
+  }
+  finishExchange();
+}
+
+void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
+  bool was_reused = upstream_ && upstream_->reused() && upstream_->connected() &&
+                    evbuffer_get_length(upstream_->input()) == 0;
+  const std::string address = server_ ? server_->address : std::string();
+  int connect_errno = upstream_ ? upstream_->connectError() : 0;
+  releaseServer();
+  upstream_.reset();
+  if (response_started_) {
+    closeNow();
+    return;
+  }
+  const MessageHead& request = request_parser_.head();
+  const std::string& pool = pool_->config->name;
+  switch (failure) {
+    case UpstreamFailure::Connect:
+      log::warn("upstream: pool " + pool + " server " + address + ": connect failed: " +
+                (connect_errno ? std::strerror(connect_errno) : "timeout"));
+      if (retries_left_ > 0 && request_bytes_sent_ == 0) {
+        --retries_left_;
+        dispatch();
+        return;
+      }
+      respond(502, "cannot connect to a server of pool \"" + pool + "\"");
+      return;
+    case UpstreamFailure::Broken:
+      // A kept-alive connection the server closed while we were reusing it:
+      // the request never reached the server, so it goes out again on a fresh
+      // connection (bodiless requests only: a streamed body is gone).
+      if (was_reused && request.framing == Framing::None) {
+        writeRequestHead();
+        request_bytes_sent_ = 0;
+        tried_ = balancer::TriedSet();
+        dispatch();
+        return;
+      }
+      if (retries_left_ > 0 && idempotent(request.method) && request.framing == Framing::None) {
+        --retries_left_;
+        writeRequestHead();
+        request_bytes_sent_ = 0;
+        dispatch();
+        return;
+      }
+      respond(502, "the server of pool \"" + pool + "\" closed the connection without a response");
+      return;
+    case UpstreamFailure::Timeout:
+      respond(504, "the server of pool \"" + pool + "\" did not answer within " +
+                       conf::formatDuration(pool_->config->timeouts.response));
+      return;
+    case UpstreamFailure::Invalid:
+      respond(502, "invalid response from the server of pool \"" + pool + "\"");
+      return;
+  }
+}
+
+void DownstreamConnection::releaseServer() {
+  if (server_ == nullptr) return;
+  server_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  server_ = nullptr;
+}
+
+void DownstreamConnection::respond(int status, std::string_view message, std::string_view extra_headers) {
+  // The connection goes on only after a routing or server error on a request
+  // that is wholly read: after anything malformed, or with an unread body
+  // that cannot be told apart from a next request, it closes.
+  bool retryable_status = status == 404 || status == 502 || status == 503 || status == 504;
+  bool request_read = request_complete_ ||
+                      (phase_ == Phase::Proxying && request_parser_.head().framing == Framing::None);
+  if (phase_ != Phase::Proxying || !retryable_status || !request_read ||
+      !request_parser_.head().keep_alive || worker_.draining()) {
+    close_after_response_ = true;
+  }
+  writeProxyResponse(status, message, close_after_response_, out_, extra_headers);
+  response_started_ = true;
+  if (close_after_response_) {
+    phase_ = Phase::Closing;
+    return;
+  }
+  request_complete_ = true;
+  finishExchange();
+}
+
+void DownstreamConnection::finishExchange() {
+  if (close_after_response_ || worker_.draining()) {
+    phase_ = Phase::Closing;
+    return;
+  }
+  request_parser_.nextMessage();
+  response_parser_.nextMessage();
+  pool_ = nullptr;
+  phase_ = Phase::AwaitingRequest;
+  armTimer(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
+                                        : runtime_->config().timeouts.client_idle);
+}
+
+void DownstreamConnection::closeNow() {
+  if (phase_ == Phase::Closed) return;
+  phase_ = Phase::Closed;
+  releaseServer();
+  upstream_.reset();
+  event_del(event_);
+  evtimer_del(timer_);
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,108 @@
+#pragma once
+// One client connection and the exchange in flight on it: request parsing,
+// routing, the upstream connection, and the response streamed back. Requests
+// are served one at a time in arrival order, so pipelined responses keep
+// their order. Every event entry point ends in pump(), which moves bytes
+// until nothing more can move: with edge-triggered events no readiness is
+// ever left unused. Worker-thread only.
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "balancer/balancer.h"
+#include "proxy/body_encoder.h"
+#include "proxy/http1_parser.h"
+#include "proxy/runtime.h"
+#include "proxy/upstream_connection.h"
+
+namespace crest::proxy {
+
+class Worker;
+
+class DownstreamConnection : public UpstreamConnection::Handler {
+ public:
+  DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer, std::string listener);
+  ~DownstreamConnection() override;
+  DownstreamConnection(const DownstreamConnection&) = delete;
+  DownstreamConnection& operator=(const DownstreamConnection&) = delete;
+
+  void start();
+  // Shutdown: an idle connection closes now, a busy one after its response.
+  void drain();
+
+  void onUpstreamEvent() override;
+  void onUpstreamTimeout() override;
+
+ private:
+  enum class Phase { AwaitingRequest, Proxying, Closing, Lingering, Closed };
+  enum class UpstreamFailure { Connect, Broken, Timeout, Invalid };
+
+  static void onEvent(evutil_socket_t fd, short what, void* arg);
+  static void onTimer(evutil_socket_t fd, short what, void* arg);
+
+  // Runs the connection until no progress is possible; may destroy `this`
+  // (the caller must return right after).
+  void pump();
+  bool readClient();
+  bool flushClient();
+  bool parseRequestHead();
+  bool forwardRequestBody();
+  bool driveUpstream();
+
+  void startExchange();
+  void writeRequestHead();
+  void dispatch();
+  void onResponseHead();
+  void onResponseComplete();
+  void onUpstreamFailure(UpstreamFailure failure);
+  void releaseServer();
+  void finishExchange();
+  // A response the proxy makes itself; closes after it when the request
+  // cannot be continued on this connection.
+  void respond(int status, std::string_view message, std::string_view extra_headers = {});
+  void armTimer(std::chrono::milliseconds timeout);
+  void closeNow();
+
+  Worker& worker_;
+  int fd_;
+  event* event_;
+  event* timer_;
+  evbuffer* in_;
+  evbuffer* out_;
+  std::string peer_ip_;
+  uint64_t client_hash_;
+  std::string listener_name_;
+  std::shared_ptr<const Runtime> runtime_;
+  const ListenerRuntime* listener_ = nullptr;
+  Phase phase_ = Phase::AwaitingRequest;
+
+  bool client_readable_ = true;
+  bool client_eof_ = false;
+  bool client_error_ = false;
+  std::chrono::steady_clock::time_point client_activity_;
+
+  Http1Parser request_parser_;
+  Http1Parser response_parser_;
+  // The exchange in flight (valid in Phase::Proxying).
+  const PoolRuntime* pool_ = nullptr;
+  UpstreamServer* server_ = nullptr;  // counted in its active_requests while set
+  std::unique_ptr<UpstreamConnection> upstream_;
+  bool upstream_timer_started_ = false;
+  evbuffer* request_out_;  // serialized request on its way to the server
+  uint64_t request_bytes_sent_ = 0;
+  BodyEncoder request_body_;
+  BodyEncoder response_body_;
+  balancer::TriedSet tried_;
+  uint32_t retries_left_ = 0;
+  std::string target_;
+  std::string request_id_;
+  bool request_complete_ = false;
+  bool response_started_ = false;
+  bool close_after_response_ = false;
+};
+
+}  // namespace crest::proxy

@@ -1,0 +1,41 @@
+#pragma once
+// Serializes the heads the proxy sends: requests to servers and responses to
+// clients, each rebuilt from parsed fields with hop-by-hop headers dropped and
+// the framing chosen for the side it goes to.
+
+#include <event2/buffer.h>
+
+#include <string_view>
+
+#include "proxy/http_message.h"
+
+namespace crest::proxy {
+
+struct ForwardInfo {
+  std::string_view client_ip;     // the peer address, appended to X-Forwarded-For
+  std::string_view proto;         // "http" or "https"
+  std::string_view request_id;    // used when the request carries no X-Request-Id
+  std::string_view default_host;  // Host for HTTP/1.0 requests that sent none
+};
+
+// True for headers that describe one connection, never forwarded: Connection,
+// Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding, and
+// whatever the message's Connection header names.
+bool isHopByHop(const MessageHead& head, std::string_view name);
+
+// HTTP/1.1 request head for a server; `target` in origin form.
+void writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
+                              const ForwardInfo& info, evbuffer* out);
+
+// Response head for a client. `chunked`: re-frame the body as chunks;
+// `close`: the proxy closes the connection after this response.
+void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
+                                 bool close, evbuffer* out);
+
+// A complete response produced by the proxy itself: one plain-text line.
+void writeProxyResponse(int status, std::string_view message, bool close, evbuffer* out,
+                        std::string_view extra_headers = {});
+
+std::string_view reasonPhrase(int status);
+
+}  // namespace crest::proxy

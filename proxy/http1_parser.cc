@@ -1,0 +1,322 @@
+#include "proxy/http1_parser.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace crest::proxy {
+namespace {
+
+Http1Parser* self(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
+
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
+
+bool allDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+const llhttp_settings_t& Http1Parser::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_message_begin = &Http1Parser::onMessageBegin;
+    st.on_url = &Http1Parser::onUrl;
+    st.on_url_complete = &Http1Parser::onUrlComplete;
+    st.on_status = &Http1Parser::onStatus;
+    st.on_method = &Http1Parser::onMethod;
+    st.on_header_field = &Http1Parser::onHeaderField;
+    st.on_header_value = &Http1Parser::onHeaderValue;
+    st.on_header_value_complete = &Http1Parser::onHeaderValueComplete;
+    st.on_headers_complete = &Http1Parser::onHeadersComplete;
+    st.on_body = &Http1Parser::onBody;
+    st.on_message_complete = &Http1Parser::onMessageComplete;
+    return st;
+  }();
+  return s;
+}
+
+Http1Parser::Http1Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(limits) {
+  llhttp_init(&parser_, kind == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings());
+  parser_.data = this;
+}
+
+int Http1Parser::onMessageBegin(llhttp_t* p) {
+  Http1Parser* s = self(p);
+  s->head_ = MessageHead{};
+  s->field_.clear();
+  s->in_value_ = false;
+  s->url_complete_ = false;
+  return 0;
+}
+
+int Http1Parser::onUrl(llhttp_t* p, const char* at, size_t len) {
+  self(p)->head_.target.append(at, len);
+  return 0;
+}
+
+int Http1Parser::onUrlComplete(llhttp_t* p) {
+  self(p)->url_complete_ = true;
+  return 0;
+}
+
+int Http1Parser::onStatus(llhttp_t* p, const char* at, size_t len) {
+  self(p)->head_.reason.append(at, len);
+  return 0;
+}
+
+int Http1Parser::onMethod(llhttp_t* p, const char* at, size_t len) {
+  self(p)->head_.method.append(at, len);
+  return 0;
+}
+
+int Http1Parser::onHeaderField(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* s = self(p);
+  if (s->in_value_) {
+    s->field_.clear();
+    s->in_value_ = false;
+  }
+  s->field_.append(at, len);
+  return 0;
+}
+
+int Http1Parser::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* s = self(p);
+  if (!s->in_value_) {
+    if (s->head_.headers.size() >= s->limits_.max_headers) {
+      s->callback_error_status_ = s->kind_ == Kind::Request ? 431 : 502;
+      llhttp_set_error_reason(p, "too many header fields");
+      return HPE_USER;
+    }
+    s->head_.headers.push_back(HeaderField{s->field_, {}});
+    s->in_value_ = true;
+  }
+  s->head_.headers.back().value.append(at, len);
+  return 0;
+}
+
+int Http1Parser::onHeaderValueComplete(llhttp_t* p) {
+  Http1Parser* s = self(p);
+  if (!s->in_value_) {
+    // An empty value: llhttp calls no on_header_value for it.
+    if (s->head_.headers.size() >= s->limits_.max_headers) {
+      s->callback_error_status_ = s->kind_ == Kind::Request ? 431 : 502;
+      llhttp_set_error_reason(p, "too many header fields");
+      return HPE_USER;
+    }
+    s->head_.headers.push_back(HeaderField{s->field_, {}});
+  } else {
+    auto& value = s->head_.headers.back().value;
+    value = std::string(trimOws(value));
+  }
+  s->in_value_ = true;
+  return 0;
+}
+
+int Http1Parser::onHeadersComplete(llhttp_t* p) { return self(p)->headersComplete(); }
+
+std::string Http1Parser::validateHead() {
+  const auto& h = head_;
+  if (parser_.http_major != 1 || parser_.http_minor > 1) return "unsupported HTTP version";
+  size_t te_count = h.count("transfer-encoding");
+  size_t cl_count = h.count("content-length");
+  if (te_count > 0) {
+    if (te_count > 1) return "more than one Transfer-Encoding header";
+    if (cl_count > 0) return "both Content-Length and Transfer-Encoding";
+    if (!equalsIgnoreCase(*h.find("transfer-encoding"), "chunked")) {
+      return "unsupported Transfer-Encoding (only chunked is accepted)";
+    }
+    if (parser_.http_minor == 0) return "Transfer-Encoding in an HTTP/1.0 message";
+  }
+  const std::string* first_cl = nullptr;
+  for (const auto& f : h.headers) {
+    if (!equalsIgnoreCase(f.name, "content-length")) continue;
+    if (!allDigits(f.value)) return "invalid Content-Length";
+    if (first_cl != nullptr && *first_cl != f.value) return "conflicting Content-Length headers";
+    first_cl = &f.value;
+  }
+  for (const auto& f : h.headers) {
+    for (unsigned char c : f.value) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return "invalid character in a header value";
+    }
+  }
+  if (kind_ == Kind::Request) {
+    size_t hosts = h.count("host");
+    if (hosts > 1) return "more than one Host header";
+    if (hosts == 0 && parser_.http_minor == 1) return "missing Host header";
+    if (parser_.method == HTTP_CONNECT) return "CONNECT is not supported";
+  }
+  return "";
+}
+
+int Http1Parser::headersComplete() {
+  std::string problem = validateHead();
+  if (!problem.empty()) {
+    callback_error_status_ = kind_ == Kind::Request ? 400 : 502;
+    error_reason_ = problem;
+    return -1;
+  }
+  head_.version_minor = parser_.http_minor;
+  head_.status = parser_.status_code;
+  head_.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+  if (kind_ == Kind::Request) {
+    const std::string* expect = head_.find("expect");
+    head_.expect_continue = expect != nullptr && equalsIgnoreCase(*expect, "100-continue");
+  }
+  bool no_body = kind_ == Kind::Response &&
+                 (no_body_ || head_.status < 200 || head_.status == 204 || head_.status == 304);
+  if (no_body) {
+    head_.framing = Framing::None;
+  } else if (parser_.flags & F_CHUNKED) {
+    head_.framing = Framing::Chunked;
+  } else if (parser_.flags & F_CONTENT_LENGTH) {
+    head_.content_length = parser_.content_length;
+    head_.framing = head_.content_length > 0 ? Framing::ContentLength : Framing::None;
+  } else {
+    head_.framing = kind_ == Kind::Response ? Framing::UntilClose : Framing::None;
+  }
+  if (head_.framing == Framing::UntilClose) head_.keep_alive = false;
+  pause_ = Pause::HeadComplete;
+  if (head_.framing == Framing::Chunked || head_.framing == Framing::UntilClose) return HPE_PAUSED;
+  // No body, or one we move ourselves: llhttp skips straight to message complete,
+  // which pauses with pause_ still at HeadComplete.
+  return 1;
+}
+
+int Http1Parser::onBody(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* s = self(p);
+  s->body_bytes_ += len;
+  s->body_->copy(at, len);
+  return 0;
+}
+
+int Http1Parser::onMessageComplete(llhttp_t* p) {
+  Http1Parser* s = self(p);
+  if (s->pause_ != Pause::HeadComplete) s->pause_ = Pause::MessageComplete;
+  return HPE_PAUSED;
+}
+
+Http1Parser::Event Http1Parser::fail(int status, std::string reason) {
+  state_ = State::Error;
+  error_status_ = status;
+  error_reason_ = std::move(reason);
+  return Event::Error;
+}
+
+Http1Parser::Event Http1Parser::afterPause() {
+  Pause pause = pause_;
+  pause_ = Pause::None;
+  if (pause == Pause::HeadComplete) {
+    switch (head_.framing) {
+      case Framing::ContentLength:
+        state_ = State::LengthBody;
+        remaining_ = head_.content_length;
+        break;
+      case Framing::None:
+        state_ = State::Done;
+        break;
+      default:
+        state_ = State::LlhttpBody;
+    }
+    return Event::Head;
+  }
+  body_->finish();
+  state_ = State::Done;
+  return Event::Complete;
+}
+
+Http1Parser::Event Http1Parser::parse(evbuffer* in, BodyEncoder& body, size_t body_budget) {
+  body_ = &body;
+  size_t budget = body_budget;
+  while (true) {
+    switch (state_) {
+      case State::Error:
+        return Event::Error;
+      case State::Done:
+        // The message ended (for a bodiless one, right after its head).
+        return Event::Complete;
+      case State::LengthBody: {
+        size_t n = std::min<uint64_t>({remaining_, evbuffer_get_length(in), budget});
+        body.move(in, n);
+        remaining_ -= n;
+        body_bytes_ += n;
+        budget -= n;
+        if (remaining_ == 0) {
+          state_ = State::Done;
+          return Event::Complete;
+        }
+        return Event::NeedMore;
+      }
+      case State::Head:
+      case State::LlhttpBody: {
+        if (evbuffer_get_length(in) == 0) return Event::NeedMore;
+        evbuffer_iovec vec;
+        evbuffer_peek(in, -1, nullptr, &vec, 1);
+        const char* data = static_cast<const char*>(vec.iov_base);
+        size_t len = vec.iov_len;
+        if (state_ == State::Head) {
+          // Never parse past the head limit: one byte over it proves the overflow.
+          len = std::min<uint64_t>(len, limits_.max_head_bytes + 1 - head_bytes_);
+        } else {
+          if (budget == 0) return Event::NeedMore;
+          len = std::min(len, budget);
+        }
+        uint64_t body_before = body_bytes_;
+        llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+        size_t consumed = err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+        if (state_ == State::Head) head_bytes_ += consumed;
+        budget -= std::min<uint64_t>(budget, body_bytes_ - body_before);
+        evbuffer_drain(in, consumed);
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+          if (err == HPE_PAUSED_UPGRADE) {
+            llhttp_resume_after_upgrade(&parser_);
+          } else {
+            llhttp_resume(&parser_);
+          }
+          return afterPause();
+        }
+        if (err != HPE_OK) {
+          int status = callback_error_status_ ? callback_error_status_
+                                              : (kind_ == Kind::Request ? 400 : 502);
+          std::string reason = !error_reason_.empty() ? error_reason_ : llhttp_get_error_reason(&parser_);
+          return fail(status, reason);
+        }
+        if (state_ == State::Head && head_bytes_ > limits_.max_head_bytes) {
+          if (kind_ == Kind::Response) return fail(502, "response head too large");
+          return url_complete_ ? fail(431, "request header fields too large")
+                               : fail(414, "request URI too long");
+        }
+        break;
+      }
+    }
+  }
+}
+
+Http1Parser::Event Http1Parser::finishAtEof(BodyEncoder& body) {
+  body_ = &body;
+  if (state_ == State::Head && head_bytes_ == 0) return Event::NeedMore;
+  if (state_ == State::LlhttpBody && head_.framing == Framing::UntilClose) {
+    llhttp_errno_t err = llhttp_finish(&parser_);
+    if (err == HPE_OK || err == HPE_PAUSED) {
+      body.finish();
+      state_ = State::Done;
+      return Event::Complete;
+    }
+  }
+  if (state_ == State::Done) return Event::Complete;
+  return fail(kind_ == Kind::Request ? 400 : 502, "connection closed in the middle of a message");
+}
+
+void Http1Parser::nextMessage() {
+  state_ = State::Head;
+  pause_ = Pause::None;
+  head_bytes_ = 0;
+  body_bytes_ = 0;
+  remaining_ = 0;
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,86 @@
+// crest: command line, configuration check, and start.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "conf/loader.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+#include "tls/tls_context.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: crest -c FILE            run in the foreground with this configuration\n"
+    "       crest -c FILE --check    validate FILE and exit (0: configuration OK, 1: errors)\n"
+    "       crest --version | --help\n";
+
+enum ExitCode { kOk = 0, kConfigError = 1, kUsageError = 2, kStartFailure = 3 };
+
+// Everything --check validates beyond the YAML: certificates and keys load,
+// server addresses resolve. Returns the runtime when all is well.
+std::shared_ptr<const crest::proxy::Runtime> loadAll(const std::string& path,
+                                                     std::vector<crest::conf::ConfigError>& errors) {
+  auto loaded = crest::conf::loadConfigFile(path);
+  errors = loaded.errors;
+  if (!errors.empty()) return nullptr;
+  for (const auto& l : loaded.config->listeners) {
+    if (l.tls) crest::tls::buildServerContext(*l.tls, path, errors);
+  }
+  auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, errors);
+  return errors.empty() ? runtime : nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--version") {
+      std::printf("crest %s\n", CREST_VERSION);
+      return kOk;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return kOk;
+    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg == "--check") {
+      check = true;
+    } else {
+      std::fprintf(stderr, "crest: unknown or incomplete argument \"%s\"\n%s", arg.c_str(), kUsage);
+      return kUsageError;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "crest: -c FILE is required\n%s", kUsage);
+    return kUsageError;
+  }
+
+  std::vector<crest::conf::ConfigError> errors;
+  auto runtime = loadAll(config_path, errors);
+  if (!runtime) {
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.format().c_str());
+    return kConfigError;
+  }
+  for (const auto& l : runtime->config().listeners) {
+    if (l.tls && !check) {
+      std::fprintf(stderr, "%s: listeners: listener %s: TLS termination is not available in this build yet\n",
+                   config_path.c_str(), l.name.c_str());
+      return kConfigError;
+    }
+  }
+  if (check) {
+    std::printf("configuration OK\n");
+    return kOk;
+  }
+  // Writes to a peer that has gone are errors to handle, not a reason to die.
+  signal(SIGPIPE, SIG_IGN);
+  crest::proxy::Server server(config_path);
+  return server.run(runtime);
+}

@@ -1,0 +1,72 @@
+#include "proxy/runtime.h"
+
+namespace crest::proxy {
+namespace {
+
+std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::string& pool,
+                                           const std::string& address) {
+  if (previous == nullptr) return nullptr;
+  for (const auto& p : previous->pools()) {
+    if (p.config->name != pool) continue;
+    for (const auto& s : p.servers) {
+      if (s->address == address) return s;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config> config,
+                                              const Runtime* previous, uint64_t generation,
+                                              std::vector<conf::ConfigError>& errors) {
+  auto rt = std::shared_ptr<Runtime>(new Runtime());
+  rt->config_ = std::move(config);
+  rt->generation_ = generation;
+  const conf::Config& cfg = *rt->config_;
+  size_t errors_before = errors.size();
+  rt->pools_.reserve(cfg.pools.size());
+  for (const auto& pool : cfg.pools) {
+    PoolRuntime pr;
+    pr.config = &pool;
+    std::vector<balancer::Member> members;
+    for (const auto& s : pool.servers) {
+      auto server = findServer(previous, pool.name, s.address.text);
+      if (!server) {
+        SocketAddress addr;
+        std::string why;
+        if (!resolveAddress(s.address, addr, why)) {
+          errors.push_back({cfg.path, s.mark.line, s.mark.column, s.field_path + ".address", why});
+          continue;
+        }
+        server = std::make_shared<UpstreamServer>(pool.name, s.address.text, addr);
+      }
+      members.push_back({server.get(), s.weight});
+      pr.servers.push_back(std::move(server));
+    }
+    pr.balancer = balancer::makeBalancer(pool.balance, std::move(members));
+    rt->pools_.push_back(std::move(pr));
+  }
+  if (errors.size() != errors_before) return nullptr;
+  for (const auto& l : cfg.listeners) {
+    ListenerRuntime lr{&l, Router(l.routes), {}};
+    for (const auto& route : l.routes) {
+      const PoolRuntime* target = nullptr;
+      for (const auto& p : rt->pools_) {
+        if (p.config->name == route.pool) target = &p;
+      }
+      lr.route_pools.push_back(target);
+    }
+    rt->listeners_.push_back(std::move(lr));
+  }
+  return rt;
+}
+
+const ListenerRuntime* Runtime::findListener(const std::string& name) const {
+  for (const auto& l : listeners_) {
+    if (l.config->name == name) return &l;
+  }
+  return nullptr;
+}
+
+}  // namespace crest::proxy

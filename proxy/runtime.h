@@ -1,0 +1,63 @@
+#pragma once
+// Everything the workers need to serve one configuration: pools with their
+// servers and balancers, listeners with their routers. Built by the main
+// thread once per load and never mutated; a request keeps the Runtime it
+// started with, so a reload never shows it a half-applied change.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "balancer/balancer.h"
+#include "conf/config.h"
+#include "conf/yaml_reader.h"
+#include "proxy/router.h"
+#include "proxy/socket_io.h"
+
+namespace crest::proxy {
+
+// A server plus where to connect to it. Outlives reloads while its pool and
+// address stay (health state and counters carry over).
+struct UpstreamServer : balancer::Server, std::enable_shared_from_this<UpstreamServer> {
+  UpstreamServer(std::string pool_name, std::string address, SocketAddress sockaddr)
+      : Server(std::move(address)), pool(std::move(pool_name)), socket_address(sockaddr) {}
+  const std::string pool;
+  const SocketAddress socket_address;
+};
+
+struct PoolRuntime {
+  const conf::Pool* config = nullptr;
+  std::vector<std::shared_ptr<UpstreamServer>> servers;  // in configuration order
+  std::unique_ptr<balancer::Balancer> balancer;
+};
+
+struct ListenerRuntime {
+  const conf::Listener* config = nullptr;
+  Router router;
+  std::vector<const PoolRuntime*> route_pools;  // per route; null for a split route
+};
+
+class Runtime {
+ public:
+  // Builds from `config`, taking over servers of `previous` whose pool and
+  // address are unchanged. Null with errors when a server address cannot be
+  // resolved.
+  static std::shared_ptr<const Runtime> build(std::shared_ptr<const conf::Config> config,
+                                              const Runtime* previous, uint64_t generation,
+                                              std::vector<conf::ConfigError>& errors);
+
+  const conf::Config& config() const { return *config_; }
+  uint64_t generation() const { return generation_; }
+  const std::vector<PoolRuntime>& pools() const { return pools_; }
+  const std::vector<ListenerRuntime>& listeners() const { return listeners_; }
+  // nullptr when no listener has that name.
+  const ListenerRuntime* findListener(const std::string& name) const;
+
+ private:
+  std::shared_ptr<const conf::Config> config_;
+  uint64_t generation_ = 0;
+  std::vector<PoolRuntime> pools_;
+  std::vector<ListenerRuntime> listeners_;
+};
+
+}  // namespace crest::proxy

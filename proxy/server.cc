@@ -1,0 +1,174 @@
+#include "proxy/server.h"
+
+#include <event2/thread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "conf/loader.h"
+#include "proxy/log.h"
+
+namespace crest::proxy {
+namespace {
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+// Listener identity for reload: the same name on the same address.
+bool sameListeners(const conf::Config& a, const conf::Config& b) {
+  if (a.listeners.size() != b.listeners.size()) return false;
+  for (size_t i = 0; i < a.listeners.size(); ++i) {
+    if (a.listeners[i].name != b.listeners[i].name || !(a.listeners[i].listen == b.listeners[i].listen)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Server::~Server() {
+  for (auto& w : workers_) {
+    w->forceStop();
+    w->join();
+  }
+  workers_.clear();
+  admin_.reset();
+  for (auto* e : events_) event_free(e);
+  if (base_) event_base_free(base_);
+}
+
+uint32_t Server::workerCount() const {
+  uint32_t n = runtime_->config().workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  return n;
+}
+
+int Server::run(std::shared_ptr<const Runtime> runtime) {
+  evthread_use_pthreads();
+  runtime_ = std::move(runtime);
+  base_ = event_base_new();
+  const conf::Config& cfg = runtime_->config();
+  const uint32_t workers = workerCount();
+
+  // Every socket is bound before any thread starts, so a taken port fails the start cleanly.
+  std::vector<std::vector<ListenSocket>> sockets(workers);
+  for (const auto& l : cfg.listeners) {
+    SocketAddress addr;
+    std::string error;
+    if (!resolveAddress(l.listen, addr, error)) {
+      log::error("listener " + l.name + ": " + error);
+      return 3;
+    }
+    for (uint32_t w = 0; w < workers; ++w) {
+      int fd = listenSocket(addr, true, error);
+      if (fd < 0) {
+        log::error("listener " + l.name + ": cannot listen on " + l.listen.text + ": " + error);
+        for (auto& list : sockets) {
+          for (auto& s : list) ::close(s.fd);
+        }
+        return 3;
+      }
+      sockets[w].push_back(ListenSocket{l.name, fd});
+    }
+  }
+  reload_status_ = ReloadStatus{log::nowUnixSeconds(), true};
+  if (cfg.admin.listen) {
+    SocketAddress addr;
+    std::string error;
+    int fd = resolveAddress(*cfg.admin.listen, addr, error) ? listenSocket(addr, false, error) : -1;
+    admin_ = std::make_unique<AdminServer>(
+        base_, [this] { return runtime_; }, [this] { return reload_status_; });
+    if (fd < 0 || !admin_->serve(fd)) {
+      log::error("admin: cannot listen on " + cfg.admin.listen->text + ": " + error);
+      for (auto& list : sockets) {
+        for (auto& s : list) ::close(s.fd);
+      }
+      return 3;
+    }
+  }
+
+  worker_exit_ = event_new(base_, -1, EV_PERSIST, &Server::onWorkerExit, this);
+  event_add(worker_exit_, nullptr);
+  events_.push_back(worker_exit_);
+  for (uint32_t w = 0; w < workers; ++w) {
+    workers_.push_back(std::make_unique<Worker>(static_cast<int>(w), runtime_, std::move(sockets[w])));
+    workers_.back()->onExit([this] {
+      workers_running_.fetch_sub(1);
+      event_active(worker_exit_, EV_READ, 0);
+    });
+  }
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    event* e = evsignal_new(base_, sig, &Server::onSignal, this);
+    event_add(e, nullptr);
+    events_.push_back(e);
+  }
+  workers_running_ = static_cast<int>(workers);
+  for (auto& w : workers_) w->start();
+  std::string listeners;
+  for (const auto& l : cfg.listeners) listeners += " " + l.name + "=" + l.listen.text;
+  log::info("crest started: " + std::to_string(workers) + " workers, listeners:" + listeners +
+            (cfg.admin.listen ? ", admin=" + cfg.admin.listen->text : ""));
+
+  event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  for (auto& w : workers_) w->join();
+  workers_.clear();
+  log::info("crest stopped");
+  return 0;
+}
+
+void Server::onSignal(evutil_socket_t sig, short, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  if (sig == SIGHUP) {
+    self->reload();
+  } else {
+    self->beginShutdown();
+  }
+}
+
+void Server::beginShutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  log::info("shutdown: draining connections (at most " +
+            conf::formatDuration(runtime_->config().shutdown_timeout) + ")");
+  for (auto& w : workers_) w->beginShutdown();
+  shutdown_timer_ = evtimer_new(base_, &Server::onShutdownTimeout, this);
+  events_.push_back(shutdown_timer_);
+  timeval tv = toTimeval(runtime_->config().shutdown_timeout);
+  evtimer_add(shutdown_timer_, &tv);
+}
+
+void Server::onShutdownTimeout(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  log::warn("shutdown: timeout reached, closing the connections still open");
+  for (auto& w : self->workers_) w->forceStop();
+}
+
+void Server::onWorkerExit(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  if (self->workers_running_.load() == 0) event_base_loopbreak(self->base_);
+}
+
+void Server::reload() {
+  auto loaded = conf::loadConfigFile(config_path_);
+  std::vector<conf::ConfigError> errors = loaded.errors;
+  std::shared_ptr<const Runtime> next;
+  if (errors.empty() && !sameListeners(runtime_->config(), *loaded.config)) {
+    errors.push_back({config_path_, 0, 0, "listeners",
+                      "adding, removing or moving listeners needs a restart in this version"});
+  }
+  if (errors.empty()) next = Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, errors);
+  reload_status_ = ReloadStatus{log::nowUnixSeconds(), errors.empty()};
+  if (!errors.empty()) {
+    for (const auto& e : errors) log::error("reload: " + e.format());
+    log::error("reload: failed, generation " + std::to_string(runtime_->generation()) + " keeps serving");
+    return;
+  }
+  runtime_ = next;
+  for (auto& w : workers_) w->setRuntime(runtime_);
+  log::info("reload: generation " + std::to_string(runtime_->generation()) + " applied");
+}
+
+}  // namespace crest::proxy

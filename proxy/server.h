@@ -1,0 +1,49 @@
+#pragma once
+// The process: opens listeners, runs the workers and the main thread's loop
+// (admin endpoints, signals, reloads) and stops gracefully. Main thread only.
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "proxy/admin_server.h"
+#include "proxy/runtime.h"
+#include "proxy/worker.h"
+
+namespace crest::proxy {
+
+class Server {
+ public:
+  explicit Server(std::string config_path) : config_path_(std::move(config_path)) {}
+  ~Server();
+
+  // Serves `runtime` until SIGTERM/SIGINT; returns the process exit code
+  // (0 after a clean stop, 3 when a listener cannot be bound).
+  int run(std::shared_ptr<const Runtime> runtime);
+
+ private:
+  static void onSignal(evutil_socket_t sig, short what, void* arg);
+  static void onShutdownTimeout(evutil_socket_t fd, short what, void* arg);
+  static void onWorkerExit(evutil_socket_t fd, short what, void* arg);
+  void reload();
+  void beginShutdown();
+  uint32_t workerCount() const;
+
+  std::string config_path_;
+  event_base* base_ = nullptr;
+  std::shared_ptr<const Runtime> runtime_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminServer> admin_;
+  std::vector<event*> events_;
+  event* shutdown_timer_ = nullptr;
+  event* worker_exit_ = nullptr;
+  std::atomic<int> workers_running_{0};
+  ReloadStatus reload_status_;
+  bool stopping_ = false;
+};
+
+}  // namespace crest::proxy

@@ -1,0 +1,125 @@
+#include "proxy/socket_io.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "balancer/balancer.h"
+
+namespace crest::proxy {
+
+bool resolveAddress(const conf::HostPort& hp, SocketAddress& out, std::string& error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  std::string port = std::to_string(hp.port);
+  int rc = getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    error = "cannot resolve " + hp.host + ": " + gai_strerror(rc);
+    return false;
+  }
+  std::memcpy(&out.storage, result->ai_addr, result->ai_addrlen);
+  out.length = result->ai_addrlen;
+  freeaddrinfo(result);
+  return true;
+}
+
+int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error) {
+  int fd = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (addr.storage.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, addr.get(), addr.length) != 0 || ::listen(fd, 4096) != 0) {
+    error = std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string addressText(const sockaddr_storage& addr) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, buf, sizeof buf);
+  } else if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+uint64_t addressHash(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) {
+    const auto& a = reinterpret_cast<const sockaddr_in&>(addr).sin_addr;
+    return balancer::hashBytes(&a, sizeof a);
+  }
+  const auto& a6 = reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr;
+  return balancer::hashBytes(&a6, sizeof a6);
+}
+
+IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read) {
+  bytes_read = 0;
+  while (evbuffer_get_length(buffer) < cap) {
+    constexpr size_t kChunk = 64 * 1024;
+    evbuffer_iovec vec[2];
+    int n = evbuffer_reserve_space(buffer, kChunk, vec, 2);
+    if (n <= 0) return IoResult::Error;
+    iovec iov[2];
+    for (int i = 0; i < n; ++i) iov[i] = {vec[i].iov_base, vec[i].iov_len};
+    ssize_t got = ::readv(fd, iov, n);
+    if (got < 0) {
+      evbuffer_commit_space(buffer, vec, 0);
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::WouldBlock;
+      return IoResult::Error;
+    }
+    if (got == 0) {
+      evbuffer_commit_space(buffer, vec, 0);
+      return IoResult::Closed;
+    }
+    size_t left = static_cast<size_t>(got);
+    for (int i = 0; i < n; ++i) {
+      vec[i].iov_len = std::min(vec[i].iov_len, left);
+      left -= vec[i].iov_len;
+    }
+    evbuffer_commit_space(buffer, vec, n);
+    bytes_read += static_cast<size_t>(got);
+  }
+  return IoResult::Progress;
+}
+
+IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written) {
+  bytes_written = 0;
+  while (evbuffer_get_length(buffer) > 0) {
+    constexpr int kMaxVecs = 16;
+    evbuffer_iovec vec[kMaxVecs];
+    int n = evbuffer_peek(buffer, -1, nullptr, vec, kMaxVecs);
+    iovec iov[kMaxVecs];
+    n = std::min(n, kMaxVecs);
+    for (int i = 0; i < n; ++i) iov[i] = {vec[i].iov_base, vec[i].iov_len};
+    ssize_t sent = ::writev(fd, iov, n);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::WouldBlock;
+      return IoResult::Error;
+    }
+    evbuffer_drain(buffer, static_cast<size_t>(sent));
+    bytes_written += static_cast<size_t>(sent);
+  }
+  return IoResult::Progress;
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,42 @@
+#pragma once
+// Socket helpers for the raw edge-triggered connection layer: listening
+// sockets, non-blocking connects, and read/write loops between a socket and
+// an evbuffer (readv into reserved space, writev from peeked chains).
+
+#include <event2/buffer.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <string>
+
+#include "conf/units.h"
+
+namespace crest::proxy {
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+// Resolves host:port (numeric or a name); false with `error` set.
+bool resolveAddress(const conf::HostPort& hp, SocketAddress& out, std::string& error);
+
+// A bound, listening, non-blocking socket (SO_REUSEADDR, and SO_REUSEPORT when
+// `reuse_port` so each worker can own one); -1 with `error` set.
+int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error);
+
+// The address as text without port ("127.0.0.1", "::1"), and a hash of its bytes.
+std::string addressText(const sockaddr_storage& addr);
+uint64_t addressHash(const sockaddr_storage& addr);
+
+enum class IoResult { Progress, WouldBlock, Closed, Error };
+
+// Reads until the socket would block, it closes, or `buffer` holds `cap` bytes.
+// Returns WouldBlock when drained, Progress when it stopped at `cap`.
+IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read);
+
+// Writes from `buffer` until it is empty or the socket would block.
+IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written);
+
+}  // namespace crest::proxy

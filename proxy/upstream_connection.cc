@@ -1,0 +1,155 @@
+#include "proxy/upstream_connection.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "proxy/upstream_pool.h"
+
+namespace crest::proxy {
+namespace {
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+}  // namespace
+
+UpstreamConnection::UpstreamConnection(event_base* base, UpstreamPool& pool,
+                                       std::shared_ptr<UpstreamServer> server)
+    : base_(base), pool_(pool), server_(std::move(server)), in_(evbuffer_new()) {
+  timer_ = evtimer_new(base_, &UpstreamConnection::onTimer, this);
+}
+
+UpstreamConnection::~UpstreamConnection() {
+  if (event_) event_free(event_);
+  event_free(timer_);
+  if (fd_ >= 0) ::close(fd_);
+  evbuffer_free(in_);
+}
+
+bool UpstreamConnection::connect(std::chrono::milliseconds timeout) {
+  const SocketAddress& addr = server_->socket_address;
+  fd_ = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    connect_errno_ = errno;
+    state_ = State::Failed;
+    return false;
+  }
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::connect(fd_, addr.get(), addr.length) != 0 && errno != EINPROGRESS) {
+    connect_errno_ = errno;
+    state_ = State::Failed;
+    return false;
+  }
+  event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, &UpstreamConnection::onEvent, this);
+  event_add(event_, nullptr);
+  timeval tv = toTimeval(timeout);
+  evtimer_add(timer_, &tv);
+  return true;
+}
+
+void UpstreamConnection::checkConnect() {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    connect_errno_ = err;
+    state_ = State::Failed;
+    broken_ = true;
+  } else {
+    state_ = State::Connected;
+    evtimer_del(timer_);
+  }
+}
+
+void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<UpstreamConnection*>(arg);
+  if (what & EV_READ) self->readable_ = true;
+  if (self->state_ == State::Connecting && (what & (EV_WRITE | EV_READ))) self->checkConnect();
+  if (self->idle_) {
+    // A resting connection has nothing to say: data or EOF both end it.
+    self->pool_.discard(self);
+    return;
+  }
+  if (self->handler_) self->handler_->onUpstreamEvent();
+}
+
+void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<UpstreamConnection*>(arg);
+  if (self->idle_) {
+    self->pool_.discard(self);
+    return;
+  }
+  if (self->state_ == State::Connected && self->response_timeout_.count() > 0) {
+    // The response clock restarts on every read; the timer is only re-armed
+    // lazily here, so reads stay free of timer operations.
+    auto quiet = std::chrono::steady_clock::now() - self->last_activity_;
+    if (quiet < self->response_timeout_) {
+      timeval tv = toTimeval(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 self->response_timeout_ - quiet) + std::chrono::milliseconds(1));
+      evtimer_add(self->timer_, &tv);
+      return;
+    }
+  }
+  if (self->handler_) self->handler_->onUpstreamTimeout();
+}
+
+bool UpstreamConnection::flush(evbuffer* out) {
+  if (state_ != State::Connected || broken_) return !broken_;
+  size_t written = 0;
+  IoResult r = writeFrom(fd_, out, written);
+  if (r == IoResult::Error) broken_ = true;
+  return !broken_;
+}
+
+void UpstreamConnection::pullInput(size_t cap) {
+  if (state_ != State::Connected || !readable_ || peer_closed_ || broken_) return;
+  size_t got = 0;
+  IoResult r = readInto(fd_, in_, cap, got);
+  if (got > 0) last_activity_ = std::chrono::steady_clock::now();
+  switch (r) {
+    case IoResult::WouldBlock:
+      readable_ = false;
+      break;
+    case IoResult::Closed:
+      peer_closed_ = true;
+      break;
+    case IoResult::Error:
+      broken_ = true;
+      break;
+    case IoResult::Progress:
+      break;
+  }
+}
+
+void UpstreamConnection::expectResponseWithin(std::chrono::milliseconds timeout) {
+  response_timeout_ = timeout;
+  last_activity_ = std::chrono::steady_clock::now();
+  timeval tv = toTimeval(timeout);
+  evtimer_add(timer_, &tv);
+}
+
+void UpstreamConnection::stopTimer() {
+  response_timeout_ = std::chrono::milliseconds(0);
+  evtimer_del(timer_);
+}
+
+void UpstreamConnection::parkIdle(std::chrono::milliseconds idle_timeout) {
+  handler_ = nullptr;
+  idle_ = true;
+  response_timeout_ = std::chrono::milliseconds(0);
+  timeval tv = toTimeval(idle_timeout);
+  evtimer_add(timer_, &tv);
+}
+
+void UpstreamConnection::unpark() {
+  idle_ = false;
+  evtimer_del(timer_);
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,93 @@
+#pragma once
+// One connection to a server, on a raw edge-triggered event. It only moves
+// bytes and watches time; the HTTP exchange over it belongs to the
+// DownstreamConnection that holds it (its Handler). Between requests it rests
+// in the worker's UpstreamPool with its read event armed, so a server that
+// closes an idle connection is noticed before the connection is reused.
+// Worker-thread only.
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <memory>
+
+#include "proxy/runtime.h"
+#include "proxy/socket_io.h"
+
+namespace crest::proxy {
+
+class UpstreamPool;
+
+class UpstreamConnection {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    // Something happened on the connection (readable, writable, connected, failed).
+    virtual void onUpstreamEvent() = 0;
+    // The connect or response timeout passed.
+    virtual void onUpstreamTimeout() = 0;
+  };
+
+  enum class State { Connecting, Connected, Failed };
+
+  UpstreamConnection(event_base* base, UpstreamPool& pool, std::shared_ptr<UpstreamServer> server);
+  ~UpstreamConnection();
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+  // Starts a non-blocking connect; false when it failed at once.
+  bool connect(std::chrono::milliseconds timeout);
+  void attach(Handler* handler) { handler_ = handler; }
+
+  // Sends what it can of `out`; false when the connection broke.
+  bool flush(evbuffer* out);
+  // Reads what the socket has, up to `cap` buffered bytes.
+  void pullInput(size_t cap);
+
+  // Restarts the response clock: time to the next byte from the server.
+  void expectResponseWithin(std::chrono::milliseconds timeout);
+  void stopTimer();
+
+  // Called by the pool: rests idle, closed by the server or after `idle_timeout`.
+  void parkIdle(std::chrono::milliseconds idle_timeout);
+  // Called by the pool when it hands the connection out again.
+  void unpark();
+
+  State state() const { return state_; }
+  bool connected() const { return state_ == State::Connected; }
+  int connectError() const { return connect_errno_; }
+  bool reused() const { return requests_ > 0; }
+  void countRequest() { ++requests_; }
+  bool peerClosed() const { return peer_closed_; }
+  bool broken() const { return broken_; }
+  evbuffer* input() { return in_; }
+  UpstreamServer& server() { return *server_; }
+  const std::shared_ptr<UpstreamServer>& serverPtr() const { return server_; }
+
+ private:
+  static void onEvent(evutil_socket_t fd, short what, void* arg);
+  static void onTimer(evutil_socket_t fd, short what, void* arg);
+  void checkConnect();
+
+  event_base* base_;
+  UpstreamPool& pool_;
+  std::shared_ptr<UpstreamServer> server_;
+  int fd_ = -1;
+  event* event_ = nullptr;
+  event* timer_ = nullptr;
+  evbuffer* in_;
+  Handler* handler_ = nullptr;
+  State state_ = State::Connecting;
+  int connect_errno_ = 0;
+  uint64_t requests_ = 0;
+  bool readable_ = true;  // edge seen and not yet drained to EAGAIN
+  bool peer_closed_ = false;
+  bool broken_ = false;
+  bool idle_ = false;
+  std::chrono::milliseconds response_timeout_{0};
+  std::chrono::steady_clock::time_point last_activity_;
+};
+
+}  // namespace crest::proxy

@@ -1,0 +1,128 @@
+#include "proxy/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "proxy/downstream_connection.h"
+#include "proxy/log.h"
+
+namespace crest::proxy {
+
+Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets)
+    : index_(index),
+      base_(event_base_new()),
+      runtime_(std::move(runtime)),
+      upstream_pool_(base_),
+      random_(std::random_device{}()) {
+  tasks_event_ = event_new(base_, -1, EV_PERSIST, &Worker::onTasks, this);
+  event_add(tasks_event_, nullptr);
+  for (auto& s : sockets) {
+    auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, nullptr});
+    a->ev = event_new(base_, s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
+    event_add(a->ev, nullptr);
+    acceptors_.push_back(std::move(a));
+  }
+}
+
+Worker::~Worker() {
+  for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end())) delete c;
+  connections_.clear();
+  upstream_pool_.clear();
+  for (auto& a : acceptors_) {
+    event_free(a->ev);
+    ::close(a->fd);
+  }
+  event_free(tasks_event_);
+  event_base_free(base_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+    if (on_exit_) on_exit_();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(tasks_mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  event_active(tasks_event_, EV_READ, 0);
+}
+
+void Worker::onTasks(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->runTasks(); }
+
+void Worker::runTasks() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(tasks_mutex_);
+    tasks.swap(tasks_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
+  auto* a = static_cast<Acceptor*>(arg);
+  Worker* w = a->worker;
+  // Several per wake-up, but bounded, so one busy listener cannot starve the loop.
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    int client = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) {
+      if (errno == EMFILE || errno == ENFILE) log::error("accept: out of file descriptors");
+      return;
+    }
+    int one = 1;
+    setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto* conn = new DownstreamConnection(*w, client, peer, a->listener);
+    w->connections_.insert(conn);
+    conn->start();
+  }
+}
+
+void Worker::connectionClosed(DownstreamConnection* conn) {
+  connections_.erase(conn);
+  delete conn;
+  maybeExit();
+}
+
+void Worker::beginShutdown() {
+  post([this] {
+    draining_ = true;
+    for (auto& a : acceptors_) event_del(a->ev);
+    for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end())) {
+      if (connections_.count(c)) c->drain();
+    }
+    maybeExit();
+  });
+}
+
+void Worker::setRuntime(std::shared_ptr<const Runtime> runtime) {
+  post([this, runtime] { runtime_ = runtime; });
+}
+
+void Worker::forceStop() { event_base_loopbreak(base_); }
+
+void Worker::maybeExit() {
+  if (draining_ && connections_.empty()) event_base_loopbreak(base_);
+}
+
+std::string Worker::newRequestId() {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(random_()),
+                static_cast<unsigned long long>(random_()));
+  return std::string(buf, 32);
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,89 @@
+#pragma once
+// One event-loop thread: its own event_base, its own SO_REUSEPORT listening
+// socket per listener, its downstream connections and its upstream pool.
+// Other threads talk to it only through post(), which runs a task on its loop.
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "proxy/runtime.h"
+#include "proxy/upstream_pool.h"
+
+namespace crest::proxy {
+
+class DownstreamConnection;
+
+struct ListenSocket {
+  std::string listener;  // listener name
+  int fd = -1;
+};
+
+class Worker {
+ public:
+  Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+
+  // Runs `task` on this worker's loop. Any thread.
+  void post(std::function<void()> task);
+  // Stops accepting, closes idle connections, lets busy ones finish their
+  // request and exits the loop when none is left. Any thread.
+  void beginShutdown();
+  // Ends the loop now, whatever is in flight. Any thread.
+  void forceStop();
+
+  // Adopts a new configuration for requests that start from now on. Any thread.
+  void setRuntime(std::shared_ptr<const Runtime> runtime);
+  // Called on the worker thread when its loop has ended. Set before start().
+  void onExit(std::function<void()> callback) { on_exit_ = std::move(callback); }
+
+  // Worker-thread only below.
+  event_base* base() { return base_; }
+  UpstreamPool& upstreamPool() { return upstream_pool_; }
+  const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
+  bool draining() const { return draining_; }
+  void connectionClosed(DownstreamConnection* conn);
+  // A fresh X-Request-Id: 32 hex digits.
+  std::string newRequestId();
+
+ private:
+  struct Acceptor {
+    Worker* worker;
+    std::string listener;
+    int fd;
+    event* ev;
+  };
+  static void onAccept(evutil_socket_t fd, short what, void* arg);
+  static void onTasks(evutil_socket_t fd, short what, void* arg);
+  void runTasks();
+  void maybeExit();
+
+  int index_;
+  event_base* base_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  UpstreamPool upstream_pool_;
+  std::unordered_set<DownstreamConnection*> connections_;
+  event* tasks_event_;
+  std::mutex tasks_mutex_;
+  std::vector<std::function<void()>> tasks_;
+  std::thread thread_;
+  bool draining_ = false;
+  std::function<void()> on_exit_;
+  std::mt19937_64 random_;
+};
+
+}  // namespace crest::proxy

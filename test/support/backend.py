@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""A small real HTTP/1.1 backend for crest's end-to-end tests and demo.
+
+Names itself in the X-Backend response header. Paths:
+  /                 short text answer naming the backend
+  /echo             JSON of the request line and headers it received; the body is echoed back
+  /bytes/N          N bytes of a repeating pattern (Content-Length)
+  /chunked/N        N chunks of 1000 bytes, chunked encoding, flushed one by one
+  /sleep/MS         answers after MS milliseconds
+  /status/CODE      answers with that status
+  /close            answers then closes the connection (no keep-alive)
+  /eof-body         body delimited by closing the connection (no length)
+  /die-mid-body     announces 100000 bytes, sends 1000, then closes
+  /healthz          200, or 500 while the file named by --fail-file exists
+Every request line is appended to --log FILE when given (tests count what reached the backend).
+"""
+import argparse
+import json
+import os
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _log(self):
+        if self.server.log_path:
+            with self.server.log_lock, open(self.server.log_path, "a") as f:
+                f.write(f"{self.command} {self.path}\n")
+
+    def _send(self, status, body, headers=None, close=False):
+        self.send_response(status)
+        self.send_header("X-Backend", self.server.name)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length", "0"))
+        return self.rfile.read(n) if n else b""
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except ConnectionError:
+            self.close_connection = True
+
+    def do_GET(self):
+        self._log()
+        body = self._read_body()
+        path = self.path.split("?")[0]
+        parts = path.strip("/").split("/")
+        if path == "/echo":
+            info = {
+                "method": self.command,
+                "path": self.path,
+                "version": self.request_version,
+                "headers": [[k, v] for k, v in self.headers.items()],
+                "body_length": len(body),
+                "backend": self.server.name,
+            }
+            payload = json.dumps(info).encode()
+            if body:
+                self._send(200, body, {"X-Echo-Info": json.dumps(info)[:4000]})
+            else:
+                self._send(200, payload, {"Content-Type": "application/json"})
+        elif parts[0] == "bytes":
+            n = int(parts[1])
+            pattern = b"0123456789abcdef"
+            self._send(200, (pattern * (n // 16 + 1))[:n])
+        elif parts[0] == "chunked":
+            self.send_response(200)
+            self.send_header("X-Backend", self.server.name)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(int(parts[1])):
+                chunk = bytes([65 + i % 26]) * 1000
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        elif parts[0] == "sleep":
+            time.sleep(int(parts[1]) / 1000.0)
+            self._send(200, f"slept {parts[1]}ms on {self.server.name}\n".encode())
+        elif parts[0] == "status":
+            self._send(int(parts[1]), b"status\n")
+        elif path == "/close":
+            self._send(200, b"closing\n", close=True)
+        elif path == "/eof-body":
+            self.send_response(200)
+            self.send_header("X-Backend", self.server.name)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"x" * 5000)
+            self.close_connection = True
+        elif path == "/die-mid-body":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"y" * 1000)
+            self.wfile.flush()
+            self.close_connection = True
+        elif path == "/healthz":
+            failing = self.server.fail_file and os.path.exists(self.server.fail_file)
+            self._send(500 if failing else 200, b"fail\n" if failing else b"ok\n")
+        else:
+            self._send(200, f"hello from {self.server.name}\n".encode())
+
+    do_POST = do_GET
+    do_PUT = do_GET
+    do_DELETE = do_GET
+    do_HEAD = do_GET
+
+
+class Server(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--log")
+    ap.add_argument("--fail-file")
+    args = ap.parse_args()
+    server = Server((args.host, args.port), Handler)
+    server.name = args.name
+    server.log_path = args.log
+    server.log_lock = threading.Lock()
+    server.fail_file = args.fail_file
+    print(f"backend {args.name} listening on {args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
