@@ -1,9 +1,10 @@
 #pragma once
 // Consistent hashing of the client address over a ring of virtual nodes
-// (kPointsPerWeight per unit of weight). A client maps to the first point at
-// or after its hash whose server is eligible: while its server is healthy it
-// stays there; when that server goes down only its clients move to the next
-// points, and they come back when it recovers. The ring is built once.
+// (kMaxPoints for the heaviest server, the others in proportion to weight).
+// A client maps to the first point at or after its hash whose server is
+// eligible: while its server is healthy it stays there; when that server goes
+// down only its clients move to the next points, and they come back when it
+// recovers. The ring is built once per configuration and read-only after.
 
 #include <vector>
 
@@ -13,17 +14,24 @@ namespace crest::balancer {
 
 class IpHashBalancer : public Balancer {
  public:
-  static constexpr uint32_t kPointsPerWeight = 160;
+  // Enough points that each server's share of the ring is within about 3% of
+  // its weight's share; fewer make the spread visibly uneven.
+  static constexpr uint32_t kMaxPoints = 1024;
 
   explicit IpHashBalancer(std::vector<Member> members);
   Server* pick(const PickContext& ctx, const TriedSet& tried) const override;
 
  private:
+  // 8 bytes a point: a ring of 100 servers is 800 KB, and building it is
+  // dominated by touching that memory, so points stay small.
   struct Point {
-    uint64_t hash;
-    Server* server;
+    uint32_t position;
+    uint32_t member;  // index into servers_
   };
-  std::vector<Point> ring_;  // sorted by hash
+  static void sortByPosition(std::vector<Point>& points);
+
+  std::vector<Server*> servers_;
+  std::vector<Point> ring_;  // sorted by position
 };
 
 }  // namespace crest::balancer

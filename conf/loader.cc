@@ -2,8 +2,8 @@
 
 #include <cerrno>
 #include <charconv>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -140,9 +140,9 @@ class Loader {
   }
 
   void readGlobalTimeouts(const YAML::Node& node, const std::string& path) {
-    MapReader r(errors_, node, path,
-                {"client_header", "client_idle", "upstream_connect", "upstream_response",
-                 "upstream_idle"});
+    MapReader r(
+        errors_, node, path,
+        {"client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle"});
     readPositiveDuration(r, "client_header", config_.timeouts.client_header);
     readPositiveDuration(r, "client_idle", config_.timeouts.client_idle);
     readUpstreamTimeouts(r, config_.timeouts.upstream);
@@ -177,8 +177,8 @@ class Loader {
 
   void readPool(const YAML::Node& node, const std::string& path, Pool& pool) {
     MapReader r(errors_, node, path,
-                {"balance", "retries", "timeouts", "servers", "health_check",
-                 "max_active_requests", "queue"});
+                {"balance", "retries", "timeouts", "servers", "health_check", "max_active_requests",
+                 "queue"});
     if (!r.isMap()) {
       if (node.IsNull()) errors_.add(node.Mark(), path, "a pool needs servers");
       return;
@@ -199,6 +199,7 @@ class Loader {
         Server server;
         server.mark = sourceMark(n);
         server.field_path = item;
+        if (s.has("address")) server.mark = sourceMark(s.get("address"));
         if (s.require("address") && s.readHostPort("address", server.address) &&
             !seen.insert(server.address.text).second) {
           errors_.add(s.get("address").Mark(), s.path("address"),
@@ -211,7 +212,8 @@ class Loader {
         errors_.add(r.get("servers").Mark(), r.path("servers"), "a pool needs at least one server");
       }
     }
-    if (r.has("health_check")) pool.health_check = readHealthCheck(r.get("health_check"), r.path("health_check"));
+    if (r.has("health_check"))
+      pool.health_check = readHealthCheck(r.get("health_check"), r.path("health_check"));
     r.readUint("max_active_requests", pool.max_active_requests, 0, 1000000);
     if (r.has("queue")) {
       MapReader q(errors_, r.get("queue"), r.path("queue"), {"size", "timeout"});
@@ -229,8 +231,8 @@ class Loader {
   HealthCheck readHealthCheck(const YAML::Node& node, const std::string& path) {
     HealthCheck hc;
     MapReader r(errors_, node, path,
-                {"path", "host", "interval", "timeout", "healthy_threshold",
-                 "unhealthy_threshold", "expected_status"});
+                {"path", "host", "interval", "timeout", "healthy_threshold", "unhealthy_threshold",
+                 "expected_status"});
     if (r.readString("path", hc.path) && (hc.path.empty() || hc.path.front() != '/')) {
       errors_.add(r.get("path").Mark(), r.path("path"), "must start with /, got " + quote(hc.path));
     }
@@ -245,9 +247,9 @@ class Loader {
       if (ranges) {
         hc.expected_status = *ranges;
       } else {
-        errors_.add(r.get("expected_status").Mark(), r.path("expected_status"),
-                    "expected status codes and ranges like 200-399 or 200-299,304, got " +
-                        quote(expected));
+        errors_.add(
+            r.get("expected_status").Mark(), r.path("expected_status"),
+            "expected status codes and ranges like 200-399 or 200-299,304, got " + quote(expected));
       }
     }
     return hc;
@@ -259,11 +261,13 @@ class Loader {
     Listener l;
     if (r.require("name") && r.readString("name", l.name)) {
       if (!validToken(l.name)) {
-        errors_.add(r.get("name").Mark(), r.path("name"), "listener names are letters, digits, - and _");
+        errors_.add(r.get("name").Mark(), r.path("name"),
+                    "listener names are letters, digits, - and _");
       }
       for (const auto& other : config_.listeners) {
         if (other.name == l.name) {
-          errors_.add(r.get("name").Mark(), r.path("name"), "listener name " + quote(l.name) + " is used twice");
+          errors_.add(r.get("name").Mark(), r.path("name"),
+                      "listener name " + quote(l.name) + " is used twice");
         }
       }
     }
@@ -276,7 +280,8 @@ class Loader {
         l.routes.push_back(readRoute(n, item));
       });
       if (r.get("routes").IsSequence() && r.get("routes").size() == 0) {
-        errors_.add(r.get("routes").Mark(), r.path("routes"), "a listener needs at least one route");
+        errors_.add(r.get("routes").Mark(), r.path("routes"),
+                    "a listener needs at least one route");
       }
     }
     config_.listeners.push_back(std::move(l));
@@ -298,7 +303,8 @@ class Loader {
         tls.certificates.push_back(std::move(cert));
       });
       if (r.get("certificates").IsSequence() && r.get("certificates").size() == 0) {
-        errors_.add(r.get("certificates").Mark(), r.path("certificates"), "at least one certificate is required");
+        errors_.add(r.get("certificates").Mark(), r.path("certificates"),
+                    "at least one certificate is required");
       }
     }
     r.readChoice("min_version", tls.min_version, {"1.2", "1.3"});
@@ -353,15 +359,17 @@ class Loader {
     if (r.has("pool") == r.has("split")) {
       errors_.add(node.Mark(), path, "a route needs exactly one of pool or split");
     }
-    if (r.readString("pool", route.pool)) checkPoolExists(r.get("pool"), r.path("pool"), route.pool);
+    if (r.readString("pool", route.pool))
+      checkPoolExists(r.get("pool"), r.path("pool"), route.pool);
     if (r.has("split")) route.split = readSplit(r.get("split"), r.path("split"));
     std::string priority;
     if (r.readChoice("priority", priority, {"high", "normal", "low"})) {
-      route.priority = priority == "high" ? Priority::High
+      route.priority = priority == "high"  ? Priority::High
                        : priority == "low" ? Priority::Low
                                            : Priority::Normal;
     }
-    if (r.has("rate_limit")) route.rate_limit = readRateLimit(r.get("rate_limit"), r.path("rate_limit"));
+    if (r.has("rate_limit"))
+      route.rate_limit = readRateLimit(r.get("rate_limit"), r.path("rate_limit"));
     if (r.has("fallback")) route.fallback = readFallback(r.get("fallback"), r.path("fallback"));
     if (r.has("cache")) {
       MapReader c(errors_, r.get("cache"), r.path("cache"), {"ttl", "stale"});
@@ -394,7 +402,8 @@ class Loader {
     if (r.has("headers")) {
       YAML::Node headers = r.get("headers");
       if (!headers.IsMap()) {
-        errors_.add(headers.Mark(), r.path("headers"), "expected a mapping of header names to values");
+        errors_.add(headers.Mark(), r.path("headers"),
+                    "expected a mapping of header names to values");
         return;
       }
       for (auto it = headers.begin(); it != headers.end(); ++it) {
@@ -427,7 +436,8 @@ class Loader {
       split.pools.push_back(target);
     });
     if (r.get("pools").IsSequence() && total == 0) {
-      errors_.add(r.get("pools").Mark(), r.path("pools"), "at least one pool needs a weight above 0");
+      errors_.add(r.get("pools").Mark(), r.path("pools"),
+                  "at least one pool needs a weight above 0");
     }
     return split;
   }
@@ -510,7 +520,8 @@ LoadResult loadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     LoadResult result;
-    result.errors.push_back(ConfigError{path, 0, 0, "", std::string("cannot read: ") + std::strerror(errno)});
+    result.errors.push_back(
+        ConfigError{path, 0, 0, "", std::string("cannot read: ") + std::strerror(errno)});
     return result;
   }
   std::stringstream text;

@@ -22,7 +22,8 @@ std::optional<int> parseCode(std::string_view s) {
 }
 
 std::optional<StatusRange> parseItem(std::string_view item) {
-  if (item.size() == 3 && (item[1] == 'x' || item[1] == 'X') && (item[2] == 'x' || item[2] == 'X')) {
+  if (item.size() == 3 && (item[1] == 'x' || item[1] == 'X') &&
+      (item[2] == 'x' || item[2] == 'X')) {
     auto first = parseCode(std::string(1, item[0]) + "00");
     if (!first) return std::nullopt;
     return StatusRange{*first, *first + 99};

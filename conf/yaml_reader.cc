@@ -33,7 +33,9 @@ std::string itemPath(const std::string& parent, size_t index) {
   return parent + "[" + std::to_string(index) + "]";
 }
 
-std::string quote(const std::string& s) { return "\"" + s + "\""; }
+std::string quote(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 MapReader::MapReader(ErrorList& errors, const YAML::Node& node, std::string path,
                      std::initializer_list<const char*> allowed)
@@ -57,7 +59,9 @@ MapReader::MapReader(ErrorList& errors, const YAML::Node& node, std::string path
   }
 }
 
-bool MapReader::has(const char* key) const { return is_map_ && node_[key].IsDefined(); }
+bool MapReader::has(const char* key) const {
+  return is_map_ && node_[key].IsDefined();
+}
 
 bool MapReader::require(const char* key) const {
   if (has(key)) return true;
@@ -117,8 +121,8 @@ bool MapReader::readUint(const char* key, uint32_t& out, uint32_t min, uint32_t 
   uint64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-    fail(key, "expected a whole number from " + std::to_string(min) + " to " +
-                  std::to_string(max) + ", got " + quote(text));
+    fail(key, "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max) +
+                  ", got " + quote(text));
     return false;
   }
   out = static_cast<uint32_t>(value);

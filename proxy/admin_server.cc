@@ -31,7 +31,11 @@ void reply(evhttp_request* req, int code, const char* content_type, const std::s
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
   evbuffer* buf = evbuffer_new();
   evbuffer_add(buf, body.data(), body.size());
-  evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ? "Not Found" : "Method Not Allowed", buf);
+  evhttp_send_reply(req, code,
+                    code == 200   ? "OK"
+                    : code == 404 ? "Not Found"
+                                  : "Method Not Allowed",
+                    buf);
   evbuffer_free(buf);
 }
 
@@ -43,15 +47,19 @@ AdminServer::AdminServer(event_base* base, RuntimeSource runtime, ReloadSource r
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 }
 
-AdminServer::~AdminServer() { evhttp_free(http_); }
+AdminServer::~AdminServer() {
+  evhttp_free(http_);
+}
 
-bool AdminServer::serve(int fd) { return evhttp_accept_socket(http_, fd) == 0; }
+bool AdminServer::serve(int fd) {
+  return evhttp_accept_socket(http_, fd) == 0;
+}
 
 std::string AdminServer::statusJson(const Runtime& runtime, const ReloadStatus& reload) {
-  std::string out = "{\"generation\": " + std::to_string(runtime.generation()) +
-                    ",\n \"last_reload\": {\"time\": " + jsonString(log::isoTime(reload.time, false)) +
-                    ", \"result\": " + (reload.success ? "\"success\"" : "\"failure\"") +
-                    "},\n \"pools\": {";
+  std::string out =
+      "{\"generation\": " + std::to_string(runtime.generation()) +
+      ",\n \"last_reload\": {\"time\": " + jsonString(log::isoTime(reload.time, false)) +
+      ", \"result\": " + (reload.success ? "\"success\"" : "\"failure\"") + "},\n \"pools\": {";
   bool first_pool = true;
   for (const auto& pool : runtime.pools()) {
     out += first_pool ? "\n  " : ",\n  ";
@@ -83,7 +91,8 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) {
   } else if (path == "/status" && get) {
     reply(req, 200, "application/json", statusJson(*self->runtime_(), self->reload_()));
   } else {
-    reply(req, 404, "text/plain; charset=utf-8", "not found: the admin port serves /metrics, /healthz and /status\n");
+    reply(req, 404, "text/plain; charset=utf-8",
+          "not found: the admin port serves /metrics, /healthz and /status\n");
   }
 }
 

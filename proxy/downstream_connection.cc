@@ -20,7 +20,8 @@ constexpr size_t kHighWater = 256 * 1024;
 constexpr milliseconds kLinger{2000};
 
 timeval toTimeval(milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
 bool idempotent(const std::string& method) {
@@ -34,7 +35,8 @@ bool splitAbsoluteForm(const std::string& target, std::string& host, std::string
   if (scheme_end == std::string::npos || target.front() == '/') return false;
   size_t authority = scheme_end + 3;
   size_t slash = target.find_first_of("/?", authority);
-  host = target.substr(authority, slash == std::string::npos ? std::string::npos : slash - authority);
+  host =
+      target.substr(authority, slash == std::string::npos ? std::string::npos : slash - authority);
   std::string_view rest;
   if (slash != std::string::npos) rest = std::string_view(target).substr(slash);
   path.clear();
@@ -94,7 +96,9 @@ void DownstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   self->pump();
 }
 
-void DownstreamConnection::onUpstreamEvent() { pump(); }
+void DownstreamConnection::onUpstreamEvent() {
+  pump();
+}
 
 void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<DownstreamConnection*>(arg);
@@ -199,7 +203,8 @@ bool DownstreamConnection::parseRequestHead() {
   size_t before = evbuffer_get_length(in_);
   BodyEncoder none;
   Http1Parser::Event ev = request_parser_.parse(in_, none, 0);
-  if (!was_started && request_parser_.started()) armTimer(runtime_->config().timeouts.client_header);
+  if (!was_started && request_parser_.started())
+    armTimer(runtime_->config().timeouts.client_header);
   switch (ev) {
     case Http1Parser::Event::Head:
       startExchange();
@@ -275,7 +280,8 @@ void DownstreamConnection::startExchange() {
 
 void DownstreamConnection::writeRequestHead() {
   evbuffer_drain(request_out_, evbuffer_get_length(request_out_));
-  const std::string& default_host = pool_->servers.empty() ? listener_name_ : pool_->servers.front()->address;
+  const std::string& default_host =
+      pool_->servers.empty() ? listener_name_ : pool_->servers.front()->address;
   ForwardInfo info{peer_ip_, "http", request_id_, default_host};
   writeUpstreamRequestHead(request_parser_.head(), target_, info, request_out_);
 }
@@ -284,8 +290,9 @@ void DownstreamConnection::dispatch() {
   while (true) {
     balancer::Server* picked = pool_->balancer->pick(balancer::PickContext{client_hash_}, tried_);
     if (picked == nullptr) {
-      std::string why = tried_.size() == 0 ? "no healthy server in pool \"" + pool_->config->name + "\""
-                                           : "no server of pool \"" + pool_->config->name + "\" could be reached";
+      std::string why = tried_.size() == 0
+                            ? "no healthy server in pool \"" + pool_->config->name + "\""
+                            : "no server of pool \"" + pool_->config->name + "\" could be reached";
       if (tried_.size() == 0) {
         respond(503, why, "Retry-After: 1\r\n");
       } else {
@@ -381,7 +388,8 @@ bool DownstreamConnection::driveUpstream() {
     upstream_->pullInput(kHighWater);
     evbuffer* input = upstream_->input();
     size_t before = evbuffer_get_length(input);
-    Http1Parser::Event ev = response_parser_.parse(input, response_body_, kHighWater - evbuffer_get_length(out_));
+    Http1Parser::Event ev =
+        response_parser_.parse(input, response_body_, kHighWater - evbuffer_get_length(out_));
     progress |= evbuffer_get_length(input) != before;
     if (ev == Http1Parser::Event::NeedMore && (upstream_->peerClosed() || upstream_->broken()) &&
         evbuffer_get_length(input) == 0) {
@@ -430,15 +438,18 @@ void DownstreamConnection::onResponseHead() {
   const MessageHead& response = response_parser_.head();
   bool unframed = response.framing == Framing::Chunked || response.framing == Framing::UntilClose;
   bool chunked = unframed && request.version_minor >= 1;
-  if (!request.keep_alive || worker_.draining() || (unframed && !chunked)) close_after_response_ = true;
-  writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_, out_);
+  if (!request.keep_alive || worker_.draining() || (unframed && !chunked))
+    close_after_response_ = true;
+  writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_,
+                              out_);
   response_body_ = BodyEncoder(out_, chunked);
   response_started_ = true;
 }
 
 void DownstreamConnection::onResponseComplete() {
   const MessageHead& response = response_parser_.head();
-  bool reusable = response.keep_alive && request_complete_ && evbuffer_get_length(request_out_) == 0 &&
+  bool reusable = response.keep_alive && request_complete_ &&
+                  evbuffer_get_length(request_out_) == 0 &&
                   evbuffer_get_length(upstream_->input()) == 0 && !upstream_->peerClosed() &&
                   !upstream_->broken();
   releaseServer();
@@ -473,8 +484,8 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
   const std::string& pool = pool_->config->name;
   switch (failure) {
     case UpstreamFailure::Connect:
-      log::warn("upstream: pool " + pool + " server " + address + ": connect failed: " +
-                (connect_errno ? std::strerror(connect_errno) : "timeout"));
+      log::warn("upstream: pool " + pool + " server " + address +
+                ": connect failed: " + (connect_errno ? std::strerror(connect_errno) : "timeout"));
       if (retries_left_ > 0 && request_bytes_sent_ == 0) {
         --retries_left_;
         dispatch();
@@ -518,13 +529,14 @@ void DownstreamConnection::releaseServer() {
   server_ = nullptr;
 }
 
-void DownstreamConnection::respond(int status, std::string_view message, std::string_view extra_headers) {
+void DownstreamConnection::respond(int status, std::string_view message,
+                                   std::string_view extra_headers) {
   // The connection goes on only after a routing or server error on a request
   // that is wholly read: after anything malformed, or with an unread body
   // that cannot be told apart from a next request, it closes.
   bool retryable_status = status == 404 || status == 502 || status == 503 || status == 504;
-  bool request_read = request_complete_ ||
-                      (phase_ == Phase::Proxying && request_parser_.head().framing == Framing::None);
+  bool request_read = request_complete_ || (phase_ == Phase::Proxying &&
+                                            request_parser_.head().framing == Framing::None);
   if (phase_ != Phase::Proxying || !retryable_status || !request_read ||
       !request_parser_.head().keep_alive || worker_.draining()) {
     close_after_response_ = true;

@@ -6,7 +6,9 @@
 namespace crest::proxy {
 namespace {
 
-Http1Parser* self(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
+Http1Parser* self(llhttp_t* p) {
+  return static_cast<Http1Parser*>(p->data);
+}
 
 std::string_view trimOws(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -117,7 +119,9 @@ int Http1Parser::onHeaderValueComplete(llhttp_t* p) {
   return 0;
 }
 
-int Http1Parser::onHeadersComplete(llhttp_t* p) { return self(p)->headersComplete(); }
+int Http1Parser::onHeadersComplete(llhttp_t* p) {
+  return self(p)->headersComplete();
+}
 
 std::string Http1Parser::validateHead() {
   const auto& h = head_;
@@ -200,6 +204,23 @@ int Http1Parser::onMessageComplete(llhttp_t* p) {
   return HPE_PAUSED;
 }
 
+const char* Http1Parser::scanHead(const char* data, size_t len) {
+  // What llhttp lets through but peers may read differently: a header line
+  // starting with a space or tab continues the previous one (obs-fold), and
+  // runs of spaces in the first line shift its fields.
+  for (size_t i = 0; i < len; ++i) {
+    char c = data[i];
+    if (previous_byte_ == '\n' && (c == ' ' || c == '\t')) return "obsolete line folding";
+    if (kind_ == Kind::Request && !past_first_line_ && c == ' ' &&
+        (previous_byte_ == ' ' || previous_byte_ == 0)) {
+      return "extra spaces in the first line";
+    }
+    if (c == '\n') past_first_line_ = true;
+    previous_byte_ = c;
+  }
+  return nullptr;
+}
+
 Http1Parser::Event Http1Parser::fail(int status, std::string reason) {
   state_ = State::Error;
   error_status_ = status;
@@ -246,6 +267,7 @@ Http1Parser::Event Http1Parser::parse(evbuffer* in, BodyEncoder& body, size_t bo
         body_bytes_ += n;
         budget -= n;
         if (remaining_ == 0) {
+          body.finish();
           state_ = State::Done;
           return Event::Complete;
         }
@@ -267,8 +289,14 @@ Http1Parser::Event Http1Parser::parse(evbuffer* in, BodyEncoder& body, size_t bo
         }
         uint64_t body_before = body_bytes_;
         llhttp_errno_t err = llhttp_execute(&parser_, data, len);
-        size_t consumed = err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-        if (state_ == State::Head) head_bytes_ += consumed;
+        size_t consumed =
+            err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+        if (state_ == State::Head) {
+          head_bytes_ += consumed;
+          if (const char* problem = scanHead(data, consumed)) {
+            return fail(kind_ == Kind::Request ? 400 : 502, problem);
+          }
+        }
         budget -= std::min<uint64_t>(budget, body_bytes_ - body_before);
         evbuffer_drain(in, consumed);
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
@@ -282,7 +310,8 @@ Http1Parser::Event Http1Parser::parse(evbuffer* in, BodyEncoder& body, size_t bo
         if (err != HPE_OK) {
           int status = callback_error_status_ ? callback_error_status_
                                               : (kind_ == Kind::Request ? 400 : 502);
-          std::string reason = !error_reason_.empty() ? error_reason_ : llhttp_get_error_reason(&parser_);
+          std::string reason =
+              !error_reason_.empty() ? error_reason_ : llhttp_get_error_reason(&parser_);
           return fail(status, reason);
         }
         if (state_ == State::Head && head_bytes_ > limits_.max_head_bytes) {
@@ -317,6 +346,8 @@ void Http1Parser::nextMessage() {
   head_bytes_ = 0;
   body_bytes_ = 0;
   remaining_ = 0;
+  previous_byte_ = 0;
+  past_first_line_ = false;
 }
 
 }  // namespace crest::proxy

@@ -75,6 +75,8 @@ class Http1Parser {
   // Checks beyond llhttp's; "" when the head is acceptable.
   std::string validateHead();
   Event fail(int status, std::string reason);
+  // Checks head bytes as they are consumed; the reason to refuse them, or null.
+  const char* scanHead(const char* data, size_t len);
   Event afterPause();
 
   llhttp_t parser_;
@@ -88,6 +90,8 @@ class Http1Parser {
   bool url_complete_ = false;
   bool no_body_ = false;
   uint64_t head_bytes_ = 0;
+  char previous_byte_ = 0;  // last head byte seen, for checks across reads
+  bool past_first_line_ = false;
   uint64_t remaining_ = 0;  // LengthBody
   uint64_t body_bytes_ = 0;
   BodyEncoder* body_ = nullptr;  // valid during parse() only

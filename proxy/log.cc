@@ -21,7 +21,8 @@ std::string isoTime(double unix_seconds, bool with_millis) {
   gmtime_r(&secs, &tm);
   char buf[40];
   size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (with_millis) n += static_cast<size_t>(std::snprintf(buf + n, sizeof buf - n, ".%03d", millis));
+  if (with_millis)
+    n += static_cast<size_t>(std::snprintf(buf + n, sizeof buf - n, ".%03d", millis));
   buf[n++] = 'Z';
   return std::string(buf, n);
 }

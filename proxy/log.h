@@ -10,9 +10,15 @@ enum class Level { Debug, Info, Warn, Error };
 
 void write(Level level, std::string_view message);
 
-inline void info(std::string_view m) { write(Level::Info, m); }
-inline void warn(std::string_view m) { write(Level::Warn, m); }
-inline void error(std::string_view m) { write(Level::Error, m); }
+inline void info(std::string_view m) {
+  write(Level::Info, m);
+}
+inline void warn(std::string_view m) {
+  write(Level::Warn, m);
+}
+inline void error(std::string_view m) {
+  write(Level::Error, m);
+}
 
 // ISO 8601 UTC with milliseconds, for logs and /status.
 std::string isoTime(double unix_seconds, bool with_millis);

@@ -23,8 +23,8 @@ enum ExitCode { kOk = 0, kConfigError = 1, kUsageError = 2, kStartFailure = 3 };
 
 // Everything --check validates beyond the YAML: certificates and keys load,
 // server addresses resolve. Returns the runtime when all is well.
-std::shared_ptr<const crest::proxy::Runtime> loadAll(const std::string& path,
-                                                     std::vector<crest::conf::ConfigError>& errors) {
+std::shared_ptr<const crest::proxy::Runtime> loadAll(
+    const std::string& path, std::vector<crest::conf::ConfigError>& errors) {
   auto loaded = crest::conf::loadConfigFile(path);
   errors = loaded.errors;
   if (!errors.empty()) return nullptr;
@@ -70,8 +70,10 @@ int main(int argc, char** argv) {
   }
   for (const auto& l : runtime->config().listeners) {
     if (l.tls && !check) {
-      std::fprintf(stderr, "%s: listeners: listener %s: TLS termination is not available in this build yet\n",
-                   config_path.c_str(), l.name.c_str());
+      std::fprintf(
+          stderr,
+          "%s: listeners: listener %s: TLS termination is not available in this build yet\n",
+          config_path.c_str(), l.name.c_str());
       return kConfigError;
     }
   }

@@ -7,7 +7,8 @@ namespace crest::proxy {
 std::string hostWithoutPort(std::string_view host) {
   std::string out;
   if (!host.empty() && host.front() == '[') {
-    host = host.substr(0, host.find(']') == std::string_view::npos ? host.size() : host.find(']') + 1);
+    host =
+        host.substr(0, host.find(']') == std::string_view::npos ? host.size() : host.find(']') + 1);
   } else {
     host = host.substr(0, host.find(':'));
   }

@@ -13,14 +13,16 @@ namespace crest::proxy {
 namespace {
 
 timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
 // Listener identity for reload: the same name on the same address.
 bool sameListeners(const conf::Config& a, const conf::Config& b) {
   if (a.listeners.size() != b.listeners.size()) return false;
   for (size_t i = 0; i < a.listeners.size(); ++i) {
-    if (a.listeners[i].name != b.listeners[i].name || !(a.listeners[i].listen == b.listeners[i].listen)) {
+    if (a.listeners[i].name != b.listeners[i].name ||
+        !(a.listeners[i].listen == b.listeners[i].listen)) {
       return false;
     }
   }
@@ -94,7 +96,8 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
   event_add(worker_exit_, nullptr);
   events_.push_back(worker_exit_);
   for (uint32_t w = 0; w < workers; ++w) {
-    workers_.push_back(std::make_unique<Worker>(static_cast<int>(w), runtime_, std::move(sockets[w])));
+    workers_.push_back(
+        std::make_unique<Worker>(static_cast<int>(w), runtime_, std::move(sockets[w])));
     workers_.back()->onExit([this] {
       workers_running_.fetch_sub(1);
       event_active(worker_exit_, EV_READ, 0);
@@ -159,11 +162,13 @@ void Server::reload() {
     errors.push_back({config_path_, 0, 0, "listeners",
                       "adding, removing or moving listeners needs a restart in this version"});
   }
-  if (errors.empty()) next = Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, errors);
+  if (errors.empty())
+    next = Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, errors);
   reload_status_ = ReloadStatus{log::nowUnixSeconds(), errors.empty()};
   if (!errors.empty()) {
     for (const auto& e : errors) log::error("reload: " + e.format());
-    log::error("reload: failed, generation " + std::to_string(runtime_->generation()) + " keeps serving");
+    log::error("reload: failed, generation " + std::to_string(runtime_->generation()) +
+               " keeps serving");
     return;
   }
   runtime_ = next;

@@ -42,7 +42,8 @@ int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error)
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (addr.storage.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (addr.storage.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, addr.get(), addr.length) != 0 || ::listen(fd, 4096) != 0) {
     error = std::strerror(errno);
     ::close(fd);

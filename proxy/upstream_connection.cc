@@ -13,7 +13,8 @@ namespace crest::proxy {
 namespace {
 
 timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
 }  // namespace
@@ -46,7 +47,8 @@ bool UpstreamConnection::connect(std::chrono::milliseconds timeout) {
     state_ = State::Failed;
     return false;
   }
-  event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, &UpstreamConnection::onEvent, this);
+  event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+                     &UpstreamConnection::onEvent, this);
   event_add(event_, nullptr);
   timeval tv = toTimeval(timeout);
   evtimer_add(timer_, &tv);
@@ -90,8 +92,9 @@ void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
     // lazily here, so reads stay free of timer operations.
     auto quiet = std::chrono::steady_clock::now() - self->last_activity_;
     if (quiet < self->response_timeout_) {
-      timeval tv = toTimeval(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 self->response_timeout_ - quiet) + std::chrono::milliseconds(1));
+      timeval tv = toTimeval(
+          std::chrono::duration_cast<std::chrono::milliseconds>(self->response_timeout_ - quiet) +
+          std::chrono::milliseconds(1));
       evtimer_add(self->timer_, &tv);
       return;
     }

@@ -6,7 +6,9 @@
 
 namespace crest::proxy {
 
-UpstreamPool::~UpstreamPool() { clear(); }
+UpstreamPool::~UpstreamPool() {
+  clear();
+}
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(
     const std::shared_ptr<UpstreamServer>& server, const conf::UpstreamTimeouts& timeouts,
@@ -41,7 +43,9 @@ void UpstreamPool::discard(UpstreamConnection* conn) {
   if (list.empty()) idle_.erase(it);
 }
 
-void UpstreamPool::clear() { idle_.clear(); }
+void UpstreamPool::clear() {
+  idle_.clear();
+}
 
 size_t UpstreamPool::idleCount() const {
   size_t n = 0;

@@ -30,7 +30,8 @@ Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<Li
 }
 
 Worker::~Worker() {
-  for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end())) delete c;
+  for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end()))
+    delete c;
   connections_.clear();
   upstream_pool_.clear();
   for (auto& a : acceptors_) {
@@ -60,7 +61,9 @@ void Worker::post(std::function<void()> task) {
   event_active(tasks_event_, EV_READ, 0);
 }
 
-void Worker::onTasks(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->runTasks(); }
+void Worker::onTasks(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->runTasks();
+}
 
 void Worker::runTasks() {
   std::vector<std::function<void()>> tasks;
@@ -78,7 +81,8 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
-    int client = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int client =
+        ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (client < 0) {
       if (errno == EMFILE || errno == ENFILE) log::error("accept: out of file descriptors");
       return;
@@ -112,7 +116,9 @@ void Worker::setRuntime(std::shared_ptr<const Runtime> runtime) {
   post([this, runtime] { runtime_ = runtime; });
 }
 
-void Worker::forceStop() { event_base_loopbreak(base_); }
+void Worker::forceStop() {
+  event_base_loopbreak(base_);
+}
 
 void Worker::maybeExit() {
   if (draining_ && connections_.empty()) event_base_loopbreak(base_);

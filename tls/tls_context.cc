@@ -28,7 +28,8 @@ std::string opensslError() {
 
 void addError(std::vector<conf::ConfigError>& errors, const std::string& file,
               const conf::TlsCertificate& c, const std::string& field, const std::string& msg) {
-  errors.push_back(conf::ConfigError{file, c.mark.line, c.mark.column, c.field_path + "." + field, msg});
+  errors.push_back(
+      conf::ConfigError{file, c.mark.line, c.mark.column, c.field_path + "." + field, msg});
 }
 
 bool readable(const std::string& path, std::string& why) {
@@ -64,15 +65,21 @@ bool addCertificate(SSL_CTX* ctx, const conf::TlsCertificate& c, const std::stri
     addError(errors, file, c, "cert", "certificate " + c.cert + " has expired");
     return false;
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+  FILE* key_file = std::fopen(c.key.c_str(), "rb");
+  EVP_PKEY* key = key_file ? PEM_read_PrivateKey(key_file, nullptr, nullptr, nullptr) : nullptr;
+  if (key_file) std::fclose(key_file);
+  if (key == nullptr) {
     addError(errors, file, c, "key", "not a PEM private key (" + opensslError() + ")");
     return false;
   }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    ERR_clear_error();
+  bool matches = leaf != nullptr && X509_check_private_key(leaf, key) == 1;
+  ERR_clear_error();
+  if (!matches || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+    EVP_PKEY_free(key);
     addError(errors, file, c, "key", "key " + c.key + " does not match certificate " + c.cert);
     return false;
   }
+  EVP_PKEY_free(key);
   return true;
 }
 
@@ -82,12 +89,14 @@ SslCtxPtr buildServerContext(const conf::TlsConfig& tls, const std::string& conf
                              std::vector<conf::ConfigError>& errors) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) {
-    errors.push_back(conf::ConfigError{config_file, 0, 0, "", "cannot create TLS context: " + opensslError()});
+    errors.push_back(
+        conf::ConfigError{config_file, 0, 0, "", "cannot create TLS context: " + opensslError()});
     return nullptr;
   }
-  SSL_CTX_set_min_proto_version(ctx.get(), tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_min_proto_version(ctx.get(),
+                                tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(
+      ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_cipher_list(ctx.get(), kTls12Ciphers);
   size_t before = errors.size();

@@ -7,10 +7,12 @@ Names itself in the X-Backend response header. Paths:
   /bytes/N          N bytes of a repeating pattern (Content-Length)
   /chunked/N        N chunks of 1000 bytes, chunked encoding, flushed one by one
   /sleep/MS         answers after MS milliseconds
+  /slow-on/NAME     answers after 200 ms when this backend is NAME, at once otherwise
   /status/CODE      answers with that status
   /close            answers then closes the connection (no keep-alive)
   /eof-body         body delimited by closing the connection (no length)
   /die-mid-body     announces 100000 bytes, sends 1000, then closes
+  /hop              a response carrying hop-by-hop headers (Keep-Alive, Connection: X-Hop, X-Hop)
   /healthz          200, or 500 while the file named by --fail-file exists
 Every request line is appended to --log FILE when given (tests count what reached the backend).
 """
@@ -73,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         path = self.path.split("?")[0]
         parts = path.strip("/").split("/")
-        if path == "/echo":
+        if path.endswith("/echo"):
             info = {
                 "method": self.command,
                 "path": self.path,
@@ -81,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": [[k, v] for k, v in self.headers.items()],
                 "body_length": len(body),
                 "backend": self.server.name,
+                "peer_port": self.client_address[1],
             }
             payload = json.dumps(info).encode()
             if body:
@@ -104,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "sleep":
             time.sleep(int(parts[1]) / 1000.0)
             self._send(200, f"slept {parts[1]}ms on {self.server.name}\n".encode())
+        elif parts[0] == "slow-on":
+            if parts[1] == self.server.name:
+                time.sleep(0.2)
+            self._send(200, f"done on {self.server.name}\n".encode())
         elif parts[0] == "status":
             self._send(int(parts[1]), b"status\n")
         elif path == "/close":
@@ -122,6 +129,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"y" * 1000)
             self.wfile.flush()
             self.close_connection = True
+        elif path == "/hop":
+            self._send(200, b"hop\n", {"Connection": "X-Hop", "X-Hop": "secret", "Keep-Alive": "timeout=5"})
         elif path == "/healthz":
             failing = self.server.fail_file and os.path.exists(self.server.fail_file)
             self._send(500 if failing else 200, b"fail\n" if failing else b"ok\n")
@@ -147,7 +156,10 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--log")
     ap.add_argument("--fail-file")
+    ap.add_argument("--idle-timeout", type=float, help="close keep-alive connections idle this long (s)")
     args = ap.parse_args()
+    if args.idle_timeout:
+        Handler.timeout = args.idle_timeout
     server = Server((args.host, args.port), Handler)
     server.name = args.name
     server.log_path = args.log

@@ -1,0 +1,288 @@
+"""Helpers for end-to-end tests: start the real crest binary and real backend
+processes on free loopback ports, and talk HTTP to them as a client would."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BACKEND = os.path.join(HERE, "..", "support", "backend.py")
+CREST = os.environ.get("CREST_BINARY", os.path.join(HERE, "..", "..", "build", "proxy", "crest"))
+
+# Client connections a test opened, closed by CrestTestCase.tearDown.
+_open_clients = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0, host="127.0.0.1"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+class Backend:
+    """A backend process (test/support/backend.py) that names itself in X-Backend."""
+
+    def __init__(self, name, tmpdir, extra_args=()):
+        self.name = name
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = os.path.join(tmpdir, f"backend-{name}.log")
+        open(self.log_path, "w").close()
+        self.proc = subprocess.Popen(
+            [sys.executable, BACKEND, "--port", str(self.port), "--name", name, "--log", self.log_path,
+             *extra_args],
+            stdout=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def requests_seen(self):
+        with open(self.log_path) as f:
+            return [line.rstrip("\n") for line in f]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Crest:
+    """The crest binary on a generated configuration."""
+
+    def __init__(self, config_text, tmpdir, wait_port=None, args=()):
+        self.config_path = os.path.join(tmpdir, "crest.yaml")
+        self.write_config(config_text)
+        self.stderr_path = os.path.join(tmpdir, "crest.stderr")
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen([CREST, "-c", self.config_path, *args], stderr=self.stderr,
+                                     stdout=subprocess.DEVNULL)
+        if wait_port:
+            try:
+                wait_for_port(wait_port)
+            except RuntimeError:
+                self.stop()
+                raise RuntimeError("crest did not start:\n" + self.log())
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def log(self):
+        if not self.stderr.closed:
+            self.stderr.flush()
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        """SIGTERM, then the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        return self.proc.returncode
+
+
+def run_crest(args, timeout=20):
+    """Runs crest to completion; (exit code, stdout, stderr)."""
+    p = subprocess.run([CREST, *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, version):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value)
+        self.body = body
+        self.version = version
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Client:
+    """A raw HTTP/1 client connection: sends bytes as given, parses responses."""
+
+    def __init__(self, port, host="127.0.0.1", source=None, timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.buf = b""
+        _open_clients.append(self)
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def request(self, method, path, headers=None, body=b"", version="1.1", host="test.local"):
+        lines = [f"{method} {path} HTTP/{version}"]
+        hdrs = dict(headers or {})
+        if host is not None and "Host" not in hdrs:
+            hdrs["Host"] = host
+        if body and "Content-Length" not in hdrs and "Transfer-Encoding" not in hdrs:
+            hdrs["Content-Length"] = str(len(body))
+        lines += [f"{k}: {v}" for k, v in hdrs.items()]
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("connection closed by crest")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("latin-1")
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, head_request=False):
+        status_line = self._line()
+        version, status, reason = (status_line.split(" ", 2) + [""])[:3]
+        headers = []
+        while True:
+            line = self._line()
+            if not line:
+                break
+            k, v = line.split(":", 1)
+            headers.append((k.strip(), v.strip()))
+        resp = Response(int(status), reason, headers, b"", version)
+        if head_request or resp.status in (204, 304) or resp.status < 200:
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        if te and te.lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self._line().split(";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._exact(size)
+                self._line()
+            resp.body = body
+        elif cl is not None:
+            resp.body = self._exact(int(cl))
+        else:
+            while True:
+                try:
+                    self._fill()
+                except ConnectionError:
+                    break
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def closed_by_peer(self, timeout=5):
+        """True when crest closes the connection (EOF or reset) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def get(port, path, headers=None, **kw):
+    """One request on a fresh connection."""
+    c = Client(port, **kw)
+    try:
+        c.request("GET", path, headers)
+        return c.read_response()
+    finally:
+        c.close()
+
+
+def admin_get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return r.status, r.read().decode()
+
+
+class CrestTestCase(unittest.TestCase):
+    """Gives each test a scratch folder and stops what it started."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="crest-e2e-")
+        self.tmpdir = self.tmp.name
+        self.backends = []
+        self.crests = []
+
+    def tearDown(self):
+        while _open_clients:
+            _open_clients.pop().close()
+        for c in self.crests:
+            c.stop()
+            # Under the sanitizer build, any report fails the test that caused it.
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                self.assertNotIn(marker, c.log())
+        for b in self.backends:
+            b.stop()
+        self.tmp.cleanup()
+
+    def backend(self, name, *args):
+        b = Backend(name, self.tmpdir, args)
+        self.backends.append(b)
+        return b
+
+    def crest(self, config, wait_port, args=()):
+        c = Crest(config, self.tmpdir, wait_port, args)
+        self.crests.append(c)
+        return c
+
+    def simple_config(self, pools, routes=None, extra="", listen_port=None, admin_port=None,
+                      workers=2):
+        """A one-listener configuration. pools: {name: [backend, ...] or (yaml text)}."""
+        self.port = listen_port or free_port()
+        self.admin_port = admin_port or free_port()
+        lines = [f"workers: {workers}", "admin:", f"  listen: 127.0.0.1:{self.admin_port}", extra,
+                 "listeners:", "  - name: public", f"    listen: 127.0.0.1:{self.port}", "    routes:"]
+        lines += routes or [f"      - pool: {next(iter(pools))}"]
+        lines.append("pools:")
+        for name, spec in pools.items():
+            lines.append(f"  {name}:")
+            if isinstance(spec, str):
+                lines.append(spec)
+            else:
+                lines.append("    servers:")
+                lines += [f"      - address: {b.address}" for b in spec]
+        return "\n".join(lines) + "\n"
