@@ -3,6 +3,7 @@ processes on free loopback ports, and talk HTTP to them as a client would."""
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,10 +21,23 @@ CREST = os.environ.get("CREST_BINARY", os.path.join(HERE, "..", "..", "build", "
 _open_clients = []
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, below Linux's ephemeral range (32768+) so it is
+    never the source port of a live connection, and never handed out twice."""
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _given_ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given_ports.add(port)
+        return port
 
 
 def wait_for_port(port, timeout=10.0, host="127.0.0.1"):

@@ -67,7 +67,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self):
         try:
             super().handle_one_request()
-        except ConnectionError:
+        except (ConnectionError, ValueError):
+            # A client (crest) that gave up in the middle of a request body.
             self.close_connection = True
 
     def do_GET(self):
