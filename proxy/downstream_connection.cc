@@ -3,9 +3,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "proxy/header_rewrite.h"
+#include "proxy/health_reporter.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
 
@@ -27,6 +29,13 @@ timeval toTimeval(milliseconds ms) {
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
          method == "DELETE" || method == "TRACE";
+}
+
+// Why a connect failed, for the health log: "connect refused", "connect timeout 2s".
+std::string connectFailure(int err, milliseconds timeout) {
+  if (err == 0) return "connect timeout " + conf::formatDuration(timeout);
+  if (err == ECONNREFUSED) return "connect refused";
+  return std::string("connect failed: ") + std::strerror(err);
 }
 
 // Splits an absolute-form target ("http://host/path?q") into host and origin-form path.
@@ -312,8 +321,7 @@ void DownstreamConnection::dispatch() {
       upstream_->countRequest();
       return;
     }
-    log::warn("upstream: pool " + pool_->config->name + " server " + server->address +
-              ": connect failed: " + std::strerror(connect_errno));
+    ejectServer(*server, connectFailure(connect_errno, pool_->config->timeouts.connect));
     if (retries_left_ == 0) {
       respond(502, "cannot connect to a server of pool \"" + pool_->config->name + "\"");
       return;
@@ -472,8 +480,10 @@ void DownstreamConnection::onResponseComplete() {
 void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
   bool was_reused = upstream_ && upstream_->reused() && upstream_->connected() &&
                     evbuffer_get_length(upstream_->input()) == 0;
-  const std::string address = server_ ? server_->address : std::string();
-  int connect_errno = upstream_ ? upstream_->connectError() : 0;
+  if (failure == UpstreamFailure::Connect && server_ != nullptr) {
+    ejectServer(*server_, connectFailure(upstream_ ? upstream_->connectError() : 0,
+                                         pool_->config->timeouts.connect));
+  }
   releaseServer();
   upstream_.reset();
   if (response_started_) {
@@ -484,8 +494,6 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
   const std::string& pool = pool_->config->name;
   switch (failure) {
     case UpstreamFailure::Connect:
-      log::warn("upstream: pool " + pool + " server " + address +
-                ": connect failed: " + (connect_errno ? std::strerror(connect_errno) : "timeout"));
       if (retries_left_ > 0 && request_bytes_sent_ == 0) {
         --retries_left_;
         dispatch();

@@ -38,6 +38,9 @@ Server::~Server() {
   }
   workers_.clear();
   admin_.reset();
+  health_checker_.reset();
+  prober_.reset();
+  dispatcher_.reset();
   for (auto* e : events_) event_free(e);
   if (base_) event_base_free(base_);
 }
@@ -108,6 +111,11 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
     event_add(e, nullptr);
     events_.push_back(e);
   }
+  dispatcher_ = std::make_unique<health::LibeventDispatcher>(base_);
+  prober_ = std::make_unique<health::HttpProber>(base_);
+  health_checker_ =
+      std::make_unique<health::HealthChecker>(*dispatcher_, *prober_, health_reporter_);
+  health_checker_->setServers(checkedServers(runtime_));
   workers_running_ = static_cast<int>(workers);
   for (auto& w : workers_) w->start();
   std::string listeners;
@@ -118,6 +126,7 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
   for (auto& w : workers_) w->join();
   workers_.clear();
+  health_checker_.reset();
   log::info("crest stopped");
   return 0;
 }
@@ -173,6 +182,7 @@ void Server::reload() {
   }
   runtime_ = next;
   for (auto& w : workers_) w->setRuntime(runtime_);
+  health_checker_->setServers(checkedServers(runtime_));
   log::info("reload: generation " + std::to_string(runtime_->generation()) + " applied");
 }
 

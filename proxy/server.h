@@ -10,7 +10,11 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "health/health_checker.h"
+#include "health/http_prober.h"
+#include "health/libevent_dispatcher.h"
 #include "proxy/admin_server.h"
+#include "proxy/health_reporter.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -38,6 +42,10 @@ class Server {
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<health::LibeventDispatcher> dispatcher_;
+  std::unique_ptr<health::HttpProber> prober_;
+  HealthReporter health_reporter_;
+  std::unique_ptr<health::HealthChecker> health_checker_;
   std::vector<event*> events_;
   event* shutdown_timer_ = nullptr;
   event* worker_exit_ = nullptr;

@@ -1,0 +1,137 @@
+#include "health/http_prober.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace crest::health {
+namespace {
+
+std::string formatTimeout(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s"
+                               : std::to_string(d.count()) + "ms";
+}
+
+// One probe in flight. Deletes itself after calling `done`.
+class Probe {
+ public:
+  Probe(event_base* base, const ProbeTarget& target, std::function<void(ProbeResult)> done)
+      : target_(target), done_(std::move(done)) {
+    fd_ = ::socket(target.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_PERSIST, &Probe::onEvent, this);
+    request_ = "GET " + target.check->path + " HTTP/1.1\r\nHost: " + target.host_header +
+               "\r\nUser-Agent: crest-health-check\r\nConnection: close\r\n\r\n";
+  }
+
+  void start() {
+    if (fd_ < 0) {
+      failLater(std::string("socket: ") + std::strerror(errno));
+    } else if (::connect(fd_, reinterpret_cast<const sockaddr*>(&target_.address),
+                         target_.address_length) != 0 &&
+               errno != EINPROGRESS) {
+      failLater(connectReason(errno));
+    } else {
+      auto ms = target_.check->timeout.count();
+      timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+      event_add(ev_, &tv);
+    }
+  }
+
+ private:
+  static std::string connectReason(int err) {
+    return err == ECONNREFUSED ? "connect refused"
+                               : std::string("connect failed: ") + std::strerror(err);
+  }
+
+  static void onEvent(evutil_socket_t, short what, void* arg) {
+    static_cast<Probe*>(arg)->handle(what);
+  }
+
+  // Immediate failures are reported from the loop too: `done` never runs
+  // inside probe().
+  void failLater(std::string reason) {
+    early_failure_ = std::move(reason);
+    event_active(ev_, EV_WRITE, 0);
+  }
+
+  void handle(short what) {
+    if (!early_failure_.empty()) return finish(false, early_failure_);
+    if (what & EV_TIMEOUT) return finish(false, "timeout " + formatTimeout(target_.check->timeout));
+    if (!connected_) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) return finish(false, connectReason(err));
+      connected_ = true;
+    }
+    if (sent_ < request_.size()) {
+      ssize_t n = ::send(fd_, request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN)
+        return finish(false, std::string("send: ") + std::strerror(errno));
+      if (n > 0) sent_ += static_cast<size_t>(n);
+    }
+    char buf[512];
+    while (true) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        response_.append(buf, static_cast<size_t>(n));
+        size_t eol = response_.find("\r\n");
+        if (eol != std::string::npos) return judge(response_.substr(0, eol));
+        if (response_.size() > 1024) return finish(false, "invalid response");
+        continue;
+      }
+      if (n == 0) return finish(false, "connection closed without a response");
+      if (errno == EAGAIN) return;
+      return finish(false, std::string("recv: ") + std::strerror(errno));
+    }
+  }
+
+  void judge(const std::string& status_line) {
+    int status = parseStatusLine(status_line);
+    if (status == 0) return finish(false, "invalid response");
+    finish(target_.check->expected_status.contains(status), "status " + std::to_string(status));
+  }
+
+  void finish(bool pass, std::string reason) {
+    auto done = std::move(done_);
+    ProbeResult result{pass, std::move(reason)};
+    event_free(ev_);
+    if (fd_ >= 0) ::close(fd_);
+    delete this;
+    done(result);
+  }
+
+  ProbeTarget target_;
+  std::function<void(ProbeResult)> done_;
+  int fd_ = -1;
+  event* ev_ = nullptr;
+  bool connected_ = false;
+  std::string request_;
+  size_t sent_ = 0;
+  std::string response_;
+  std::string early_failure_;
+};
+
+}  // namespace
+
+int parseStatusLine(const std::string& line) {
+  if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[8] != ' ') return 0;
+  int status = 0;
+  for (size_t i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return 0;
+    status = status * 10 + (line[i] - '0');
+  }
+  if (line.size() > 12 && line[12] != ' ') return 0;
+  return status >= 100 && status <= 599 ? status : 0;
+}
+
+void HttpProber::probe(const ProbeTarget& target, std::function<void(ProbeResult)> done) {
+  (new Probe(base_, target, std::move(done)))->start();
+}
+
+}  // namespace crest::health

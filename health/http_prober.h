@@ -1,0 +1,24 @@
+#pragma once
+// The HTTP health probe: one GET with Connection: close per probe, on the
+// event loop of the thread that runs the checks. Passes when the status code
+// is in the check's expected_status.
+
+#include <event2/event.h>
+
+#include "health/prober.h"
+
+namespace crest::health {
+
+class HttpProber : public Prober {
+ public:
+  explicit HttpProber(event_base* base) : base_(base) {}
+  void probe(const ProbeTarget& target, std::function<void(ProbeResult)> done) override;
+
+ private:
+  event_base* base_;
+};
+
+// "HTTP/1.1 503 Service Unavailable" -> 503; 0 when it is not a status line.
+int parseStatusLine(const std::string& line);
+
+}  // namespace crest::health
