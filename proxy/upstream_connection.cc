@@ -74,7 +74,12 @@ void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   if (what & EV_READ) self->readable_ = true;
   if (self->state_ == State::Connecting && (what & (EV_WRITE | EV_READ))) self->checkConnect();
   if (self->idle_) {
-    // A resting connection has nothing to say: data or EOF both end it.
+    // An edge queued while the last response was being read can arrive after
+    // it was read to the end: only EOF, data or an error end a resting
+    // connection, never the wake-up alone.
+    char byte;
+    ssize_t n = ::recv(self->fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     self->pool_.discard(self);
     return;
   }

@@ -28,6 +28,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response (flushed by the base class after each request) and
+    # no Nagle: head and body sent apart would otherwise wait for a delayed ACK.
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
