@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "proxy/header_rewrite.h"
 #include "proxy/health_reporter.h"
@@ -29,6 +30,30 @@ timeval toTimeval(milliseconds ms) {
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
          method == "DELETE" || method == "TRACE";
+}
+
+std::optional<std::string_view> headerValue(const MessageHead& head, const std::string& name) {
+  const std::string* value = head.find(name);
+  if (value == nullptr) return std::nullopt;
+  return std::string_view(*value);
+}
+
+// The value of cookie `name` in the request's Cookie headers.
+std::optional<std::string_view> cookieValue(const MessageHead& head, const std::string& name) {
+  for (const auto& f : head.headers) {
+    if (!equalsIgnoreCase(f.name, "cookie")) continue;
+    std::string_view rest = f.value;
+    while (!rest.empty()) {
+      size_t semi = rest.find(';');
+      std::string_view pair = rest.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+  }
+  return std::nullopt;
 }
 
 // Why a connect failed, for the health log: "connect refused", "connect timeout 2s".
@@ -247,6 +272,7 @@ void DownstreamConnection::startExchange() {
   upstream_timer_started_ = false;
   tried_ = balancer::TriedSet();
   pool_ = nullptr;
+  switched_pool_ = false;
   client_activity_ = std::chrono::steady_clock::now();
   armTimer(runtime_->config().timeouts.client_idle);
   response_parser_.setNoBody(head.method == "HEAD");
@@ -271,11 +297,13 @@ void DownstreamConnection::startExchange() {
   }
   std::string normalized_host = hostWithoutPort(host);
   int route = listener_ ? listener_->router.match(normalized_host, target_, head) : -1;
-  if (route < 0 || listener_->route_pools[static_cast<size_t>(route)] == nullptr) {
+  if (route < 0) {
     respond(404, "no route matches host \"" + normalized_host + "\" and this path");
     return;
   }
-  pool_ = listener_->route_pools[static_cast<size_t>(route)];
+  route_target_ = &listener_->routes[static_cast<size_t>(route)];
+  if (route_target_->split) split_key_ = splitKey(*route_target_->split, head);
+  pool_ = choosePool(*route_target_);
   const std::string* id = head.find("x-request-id");
   request_id_ = id ? *id : worker_.newRequestId();
   retries_left_ = pool_->config->retries;
@@ -285,6 +313,39 @@ void DownstreamConnection::startExchange() {
   writeRequestHead();
   request_body_ = BodyEncoder(request_out_, head.framing == Framing::Chunked);
   dispatch();
+}
+
+uint64_t DownstreamConnection::splitKey(const SplitRuntime& split, const MessageHead& head) {
+  switch (split.sticky.kind) {
+    case conf::RequestKey::Kind::None:
+      return worker_.random();
+    case conf::RequestKey::Kind::ClientIp:
+      return client_hash_;
+    case conf::RequestKey::Kind::Cookie:
+    case conf::RequestKey::Kind::Header: {
+      // Without the cookie or header, the client address keeps the client in place.
+      auto value = split.sticky.kind == conf::RequestKey::Kind::Cookie
+                       ? cookieValue(head, split.sticky.name)
+                       : headerValue(head, split.sticky.name);
+      return value ? balancer::hashBytes(value->data(), value->size()) : client_hash_;
+    }
+  }
+  return client_hash_;
+}
+
+const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
+  if (!target.split) return target.pool;
+  const SplitRuntime& split = *target.split;
+  size_t chosen = split.weights.pick(split_key_);
+  if (hasHealthyServer(*split.pools[chosen])) return split.pools[chosen];
+  // The chosen pool (typically the canary) is down: its users go to the others.
+  size_t fallback = split.weights.pickUsable(
+      split_key_, [&](size_t i) { return hasHealthyServer(*split.pools[i]); });
+  if (fallback == split.pools.size())
+    return split.pools[chosen];  // none healthy: its 503 says which
+  log::warn("split: pool " + split.pools[chosen]->config->name +
+            " has no healthy server, request sent to pool " + split.pools[fallback]->config->name);
+  return split.pools[fallback];
 }
 
 void DownstreamConnection::writeRequestHead() {
@@ -298,6 +359,18 @@ void DownstreamConnection::writeRequestHead() {
 void DownstreamConnection::dispatch() {
   while (true) {
     balancer::Server* picked = pool_->balancer->pick(balancer::PickContext{client_hash_}, tried_);
+    if (picked == nullptr && route_target_->split && !switched_pool_) {
+      // Every server of the split's chosen pool failed (and was ejected): the
+      // request may still be served by another pool of the split, once.
+      const PoolRuntime* other = choosePool(*route_target_);
+      if (other != pool_) {
+        switched_pool_ = true;
+        pool_ = other;
+        tried_ = balancer::TriedSet();
+        retries_left_ = pool_->config->retries;
+        continue;
+      }
+    }
     if (picked == nullptr) {
       std::string why = tried_.size() == 0
                             ? "no healthy server in pool \"" + pool_->config->name + "\""

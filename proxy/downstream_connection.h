@@ -54,6 +54,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool driveUpstream();
 
   void startExchange();
+  // The pool for this request: the route's, or its split's choice for split_key_.
+  const PoolRuntime* choosePool(const RouteTarget& target);
+  uint64_t splitKey(const SplitRuntime& split, const MessageHead& head);
   void writeRequestHead();
   void dispatch();
   void onResponseHead();
@@ -88,6 +91,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   Http1Parser request_parser_;
   Http1Parser response_parser_;
   // The exchange in flight (valid in Phase::Proxying).
+  const RouteTarget* route_target_ = nullptr;
+  uint64_t split_key_ = 0;
+  bool switched_pool_ = false;
   const PoolRuntime* pool_ = nullptr;
   UpstreamServer* server_ = nullptr;  // counted in its active_requests while set
   std::unique_ptr<UpstreamConnection> upstream_;

@@ -48,18 +48,40 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     rt->pools_.push_back(std::move(pr));
   }
   if (errors.size() != errors_before) return nullptr;
+  auto poolNamed = [&rt](const std::string& name) -> const PoolRuntime* {
+    for (const auto& p : rt->pools_) {
+      if (p.config->name == name) return &p;
+    }
+    return nullptr;  // the loader has checked every name
+  };
   for (const auto& l : cfg.listeners) {
     ListenerRuntime lr{&l, Router(l.routes), {}};
     for (const auto& route : l.routes) {
-      const PoolRuntime* target = nullptr;
-      for (const auto& p : rt->pools_) {
-        if (p.config->name == route.pool) target = &p;
+      RouteTarget target;
+      if (route.split) {
+        std::vector<const PoolRuntime*> pools;
+        std::vector<uint32_t> weights;
+        for (const auto& t : route.split->pools) {
+          pools.push_back(poolNamed(t.pool));
+          weights.push_back(t.weight);
+        }
+        target.split = std::make_unique<SplitRuntime>(SplitRuntime{
+            std::move(pools), balancer::WeightedSplit(std::move(weights)), route.split->sticky});
+      } else {
+        target.pool = poolNamed(route.pool);
       }
-      lr.route_pools.push_back(target);
+      lr.routes.push_back(std::move(target));
     }
     rt->listeners_.push_back(std::move(lr));
   }
   return rt;
+}
+
+bool hasHealthyServer(const PoolRuntime& pool) {
+  for (const auto& s : pool.servers) {
+    if (s->healthy.load(std::memory_order_relaxed)) return true;
+  }
+  return false;
 }
 
 const ListenerRuntime* Runtime::findListener(const std::string& name) const {

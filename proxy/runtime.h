@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "balancer/balancer.h"
+#include "balancer/weighted_split.h"
 #include "conf/config.h"
 #include "conf/yaml_reader.h"
 #include "proxy/router.h"
@@ -31,11 +32,27 @@ struct PoolRuntime {
   std::unique_ptr<balancer::Balancer> balancer;
 };
 
+// A route's weighted choice of pool (canary traffic).
+struct SplitRuntime {
+  std::vector<const PoolRuntime*> pools;  // in the order of the configuration
+  balancer::WeightedSplit weights;
+  conf::RequestKey sticky;
+};
+
+// Where a route sends requests: one pool, or a split over several.
+struct RouteTarget {
+  const PoolRuntime* pool = nullptr;
+  std::unique_ptr<SplitRuntime> split;
+};
+
 struct ListenerRuntime {
   const conf::Listener* config = nullptr;
   Router router;
-  std::vector<const PoolRuntime*> route_pools;  // per route; null for a split route
+  std::vector<RouteTarget> routes;  // parallel to config->routes
 };
+
+// Whether any server of `pool` is healthy right now.
+bool hasHealthyServer(const PoolRuntime& pool);
 
 class Runtime {
  public:

@@ -58,6 +58,7 @@ class Worker {
   void connectionClosed(DownstreamConnection* conn);
   // A fresh X-Request-Id: 32 hex digits.
   std::string newRequestId();
+  uint64_t random() { return random_(); }
 
  private:
   struct Acceptor {
