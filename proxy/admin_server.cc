@@ -41,8 +41,12 @@ void reply(evhttp_request* req, int code, const char* content_type, const std::s
 
 }  // namespace
 
-AdminServer::AdminServer(event_base* base, RuntimeSource runtime, ReloadSource reload)
-    : http_(evhttp_new(base)), runtime_(std::move(runtime)), reload_(std::move(reload)) {
+AdminServer::AdminServer(event_base* base, RuntimeSource runtime, ReloadSource reload,
+                         MetricsSource metrics)
+    : http_(evhttp_new(base)),
+      runtime_(std::move(runtime)),
+      reload_(std::move(reload)),
+      metrics_(std::move(metrics)) {
   evhttp_set_gencb(http_, &AdminServer::onRequest, this);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 }
@@ -86,7 +90,9 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) {
   path = path.substr(0, path.find('?'));
   bool get = evhttp_request_get_command(req) == EVHTTP_REQ_GET ||
              evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
-  if (path == "/healthz" && get) {
+  if (path == "/metrics" && get) {
+    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", self->metrics_());
+  } else if (path == "/healthz" && get) {
     reply(req, 200, "text/plain; charset=utf-8", "ok\n");
   } else if (path == "/status" && get) {
     reply(req, 200, "application/json", statusJson(*self->runtime_(), self->reload_()));

@@ -1,6 +1,6 @@
 #pragma once
 // The admin HTTP endpoints on admin.listen, served by the main thread:
-// GET /healthz, GET /status. Nothing of it is reachable through the proxy
+// GET /metrics, GET /healthz, GET /status. Nothing of it is reachable through the proxy
 // listeners. Control-plane traffic, so libevent's evhttp is good enough here.
 
 #include <event2/event.h>
@@ -23,8 +23,9 @@ class AdminServer {
  public:
   using RuntimeSource = std::function<std::shared_ptr<const Runtime>()>;
   using ReloadSource = std::function<ReloadStatus()>;
+  using MetricsSource = std::function<std::string()>;
 
-  AdminServer(event_base* base, RuntimeSource runtime, ReloadSource reload);
+  AdminServer(event_base* base, RuntimeSource runtime, ReloadSource reload, MetricsSource metrics);
   ~AdminServer();
 
   // Binds `fd` (a listening socket); false when evhttp refuses it.
@@ -39,6 +40,7 @@ class AdminServer {
   evhttp* http_;
   RuntimeSource runtime_;
   ReloadSource reload_;
+  MetricsSource metrics_;
 };
 
 }  // namespace crest::proxy

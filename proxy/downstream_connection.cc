@@ -82,7 +82,7 @@ bool splitAbsoluteForm(const std::string& target, std::string& host, std::string
 }  // namespace
 
 DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
-                                           std::string listener)
+                                           std::string listener, ListenerCells* listener_metrics)
     : worker_(worker),
       fd_(fd),
       in_(evbuffer_new()),
@@ -90,15 +90,18 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       peer_ip_(addressText(peer)),
       client_hash_(addressHash(peer)),
       listener_name_(std::move(listener)),
+      listener_metrics_(listener_metrics),
       request_parser_(Http1Parser::Kind::Request, {}),
       response_parser_(Http1Parser::Kind::Response, {}),
       request_out_(evbuffer_new()) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
   timer_ = evtimer_new(worker_.base(), &DownstreamConnection::onTimer, this);
+  listener_metrics_->connections_active.add(1);
 }
 
 DownstreamConnection::~DownstreamConnection() {
+  listener_metrics_->connections_active.add(-1);
   releaseServer();
   event_free(event_);
   event_free(timer_);
@@ -266,6 +269,13 @@ void DownstreamConnection::startExchange() {
   }
   MessageHead& head = request_parser_.head();
   phase_ = Phase::Proxying;
+  exchange_open_ = true;
+  exchange_start_ = std::chrono::steady_clock::now();
+  response_status_ = 0;
+  served_by_ = nullptr;
+  upstream_time_ = {};
+  const std::string* id = head.find("x-request-id");
+  request_id_ = id ? *id : worker_.newRequestId();
   request_complete_ = false;
   response_started_ = false;
   request_bytes_sent_ = 0;
@@ -304,8 +314,6 @@ void DownstreamConnection::startExchange() {
   route_target_ = &listener_->routes[static_cast<size_t>(route)];
   if (route_target_->split) split_key_ = splitKey(*route_target_->split, head);
   pool_ = choosePool(*route_target_);
-  const std::string* id = head.find("x-request-id");
-  request_id_ = id ? *id : worker_.newRequestId();
   retries_left_ = pool_->config->retries;
   if (head.expect_continue && head.framing != Framing::None) {
     evbuffer_add(out_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -390,6 +398,7 @@ void DownstreamConnection::dispatch() {
     if (upstream_) {
       server_ = server;
       server_->active_requests.fetch_add(1, std::memory_order_relaxed);
+      upstream_start_ = std::chrono::steady_clock::now();
       upstream_->attach(this);
       upstream_->countRequest();
       return;
@@ -523,12 +532,16 @@ void DownstreamConnection::onResponseHead() {
     close_after_response_ = true;
   writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_,
                               out_);
+  response_status_ = response.status;
+  served_by_ = server_;
+  server_->metrics->responses[statusClass(response.status)].add();
   response_body_ = BodyEncoder(out_, chunked);
   response_started_ = true;
 }
 
 void DownstreamConnection::onResponseComplete() {
   const MessageHead& response = response_parser_.head();
+  upstream_time_ = std::chrono::steady_clock::now() - upstream_start_;
   bool reusable = response.keep_alive && request_complete_ &&
                   evbuffer_get_length(request_out_) == 0 &&
                   evbuffer_get_length(upstream_->input()) == 0 && !upstream_->peerClosed() &&
@@ -543,6 +556,7 @@ void DownstreamConnection::onResponseComplete() {
   // A response that ends before its request does: the rest of the request
   // body cannot be skipped safely, so the connection ends with this response.
   if (!request_complete_) {
+    recordExchange();
     close_after_response_ = true;
     phase_ = Phase::Closing;
     return;
@@ -624,6 +638,17 @@ void DownstreamConnection::respond(int status, std::string_view message,
   }
   writeProxyResponse(status, message, close_after_response_, out_, extra_headers);
   response_started_ = true;
+  response_status_ = status;
+  response_bytes_ = message.size() + 1;
+  served_by_ = nullptr;
+  if (!exchange_open_) {
+    // Refused before it became an exchange (malformed head, 408): counted with pool="".
+    exchange_open_ = true;
+    exchange_start_ = std::chrono::steady_clock::now();
+    pool_ = nullptr;
+    request_id_.clear();
+  }
+  if (close_after_response_) recordExchange();
   if (close_after_response_) {
     phase_ = Phase::Closing;
     return;
@@ -632,7 +657,40 @@ void DownstreamConnection::respond(int status, std::string_view message,
   finishExchange();
 }
 
+void DownstreamConnection::recordExchange() {
+  if (!exchange_open_ || listener_ == nullptr) return;
+  exchange_open_ = false;
+  if (response_status_ == 0) return;  // the client left before any response
+  size_t pool = pool_ ? pool_->index : listener_->request_cells.size() - 1;
+  RequestCells* cells = listener_->request_cells[pool];
+  auto total = std::chrono::steady_clock::now() - exchange_start_;
+  cells->responses[statusClass(response_status_)].add();
+  cells->duration.observe(total);
+  if (AccessLogWriter* log = worker_.accessLog()) {
+    const MessageHead& head = request_parser_.head();
+    AccessRecord r;
+    r.client = peer_ip_;
+    r.listener = listener_name_;
+    r.method = head.method.empty() ? "-" : std::string_view(head.method);
+    r.target = head.target.empty() ? "-" : std::string_view(head.target);
+    r.version_minor = head.version_minor;
+    r.status = response_status_;
+    r.bytes = served_by_ ? response_parser_.bodyBytes() : response_bytes_;
+    r.total = total;
+    if (pool_) r.pool = pool_->config->name;
+    if (served_by_) {
+      r.upstream = served_by_->address;
+      // A response cut short has no end time of its own: it ends now.
+      r.upstream_time = upstream_time_.count() ? upstream_time_
+                                               : std::chrono::steady_clock::now() - upstream_start_;
+    }
+    r.request_id = request_id_;
+    log->append(r);
+  }
+}
+
 void DownstreamConnection::finishExchange() {
+  recordExchange();
   if (close_after_response_ || worker_.draining()) {
     phase_ = Phase::Closing;
     return;
@@ -647,6 +705,7 @@ void DownstreamConnection::finishExchange() {
 
 void DownstreamConnection::closeNow() {
   if (phase_ == Phase::Closed) return;
+  recordExchange();
   phase_ = Phase::Closed;
   releaseServer();
   upstream_.reset();

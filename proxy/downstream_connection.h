@@ -25,7 +25,8 @@ class Worker;
 
 class DownstreamConnection : public UpstreamConnection::Handler {
  public:
-  DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer, std::string listener);
+  DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer, std::string listener,
+                       ListenerCells* listener_metrics);
   ~DownstreamConnection() override;
   DownstreamConnection(const DownstreamConnection&) = delete;
   DownstreamConnection& operator=(const DownstreamConnection&) = delete;
@@ -64,6 +65,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void onUpstreamFailure(UpstreamFailure failure);
   void releaseServer();
   void finishExchange();
+  // Counts the exchange that just ended in the request metrics (once).
+  void recordExchange();
   // A response the proxy makes itself; closes after it when the request
   // cannot be continued on this connection.
   void respond(int status, std::string_view message, std::string_view extra_headers = {});
@@ -79,6 +82,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   std::string peer_ip_;
   uint64_t client_hash_;
   std::string listener_name_;
+  ListenerCells* listener_metrics_;
   std::shared_ptr<const Runtime> runtime_;
   const ListenerRuntime* listener_ = nullptr;
   Phase phase_ = Phase::AwaitingRequest;
@@ -106,6 +110,13 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   uint32_t retries_left_ = 0;
   std::string target_;
   std::string request_id_;
+  bool exchange_open_ = false;  // a response was or will be counted
+  int response_status_ = 0;
+  uint64_t response_bytes_ = 0;                // body bytes of a response the proxy made
+  const UpstreamServer* served_by_ = nullptr;  // the server that answered, for the access log
+  std::chrono::steady_clock::time_point upstream_start_;
+  std::chrono::steady_clock::duration upstream_time_{};
+  std::chrono::steady_clock::time_point exchange_start_;
   bool request_complete_ = false;
   bool response_started_ = false;
   bool close_after_response_ = false;

@@ -16,7 +16,11 @@ void logHealthChange(const std::string& pool, const std::string& address, bool h
   }
 }
 
-void HealthReporter::onProbe(const health::CheckedServer&, const health::ProbeResult&) {}
+void HealthReporter::onProbe(const health::CheckedServer& server,
+                             const health::ProbeResult& result) {
+  ServerCells* cells = metrics_.serverCells(server.pool, server.address);
+  (result.pass ? cells->checks_pass : cells->checks_fail).add();
+}
 
 void HealthReporter::onStateChange(const health::CheckedServer& server, bool healthy,
                                    const std::string& why) {
@@ -44,6 +48,7 @@ std::vector<health::CheckedServer> checkedServers(const std::shared_ptr<const Ru
 }
 
 void ejectServer(UpstreamServer& server, const std::string& why) {
+  server.metrics->connect_errors.add();
   bool expected = true;
   if (server.healthy.compare_exchange_strong(expected, false)) {
     logHealthChange(server.pool, server.address, false, why + ", passive");

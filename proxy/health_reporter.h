@@ -12,16 +12,21 @@ namespace crest::proxy {
 
 class HealthReporter : public health::HealthObserver {
  public:
+  explicit HealthReporter(Metrics& metrics) : metrics_(metrics) {}
   void onProbe(const health::CheckedServer& server, const health::ProbeResult& result) override;
   void onStateChange(const health::CheckedServer& server, bool healthy,
                      const std::string& why) override;
+
+ private:
+  Metrics& metrics_;
 };
 
 // Every server of `runtime`, with its pool's check if it has one.
 std::vector<health::CheckedServer> checkedServers(const std::shared_ptr<const Runtime>& runtime);
 
 // Passive ejection: takes a server that refused a connection out of
-// balancing at once. Logs only when this call flipped the state.
+// balancing at once, and counts the connect error. Logs only when this call
+// flipped the state.
 void ejectServer(UpstreamServer& server, const std::string& why);
 
 void logHealthChange(const std::string& pool, const std::string& address, bool healthy,

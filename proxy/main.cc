@@ -24,14 +24,15 @@ enum ExitCode { kOk = 0, kConfigError = 1, kUsageError = 2, kStartFailure = 3 };
 // Everything --check validates beyond the YAML: certificates and keys load,
 // server addresses resolve. Returns the runtime when all is well.
 std::shared_ptr<const crest::proxy::Runtime> loadAll(
-    const std::string& path, std::vector<crest::conf::ConfigError>& errors) {
+    const std::string& path, crest::proxy::Metrics& metrics,
+    std::vector<crest::conf::ConfigError>& errors) {
   auto loaded = crest::conf::loadConfigFile(path);
   errors = loaded.errors;
   if (!errors.empty()) return nullptr;
   for (const auto& l : loaded.config->listeners) {
     if (l.tls) crest::tls::buildServerContext(*l.tls, path, errors);
   }
-  auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, errors);
+  auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, metrics, errors);
   return errors.empty() ? runtime : nullptr;
 }
 
@@ -62,8 +63,9 @@ int main(int argc, char** argv) {
     return kUsageError;
   }
 
+  crest::proxy::Server server(config_path);
   std::vector<crest::conf::ConfigError> errors;
-  auto runtime = loadAll(config_path, errors);
+  auto runtime = loadAll(config_path, server.metrics(), errors);
   if (!runtime) {
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.format().c_str());
     return kConfigError;
@@ -83,6 +85,5 @@ int main(int argc, char** argv) {
   }
   // Writes to a peer that has gone are errors to handle, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
-  crest::proxy::Server server(config_path);
   return server.run(runtime);
 }

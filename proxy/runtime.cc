@@ -19,6 +19,7 @@ std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::s
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config> config,
                                               const Runtime* previous, uint64_t generation,
+                                              Metrics& metrics,
                                               std::vector<conf::ConfigError>& errors) {
   auto rt = std::shared_ptr<Runtime>(new Runtime());
   rt->config_ = std::move(config);
@@ -29,6 +30,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
   for (const auto& pool : cfg.pools) {
     PoolRuntime pr;
     pr.config = &pool;
+    pr.index = rt->pools_.size();
     std::vector<balancer::Member> members;
     for (const auto& s : pool.servers) {
       auto server = findServer(previous, pool.name, s.address.text);
@@ -39,7 +41,8 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
           errors.push_back({cfg.path, s.mark.line, s.mark.column, s.field_path + ".address", why});
           continue;
         }
-        server = std::make_shared<UpstreamServer>(pool.name, s.address.text, addr);
+        server = std::make_shared<UpstreamServer>(pool.name, s.address.text, addr,
+                                                  metrics.serverCells(pool.name, s.address.text));
       }
       members.push_back({server.get(), s.weight});
       pr.servers.push_back(std::move(server));
@@ -55,7 +58,10 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     return nullptr;  // the loader has checked every name
   };
   for (const auto& l : cfg.listeners) {
-    ListenerRuntime lr{&l, Router(l.routes), {}};
+    ListenerRuntime lr{&l, Router(l.routes), {}, {}};
+    for (const auto& p : rt->pools_)
+      lr.request_cells.push_back(metrics.requestCells(l.name, p.config->name));
+    lr.request_cells.push_back(metrics.requestCells(l.name, ""));
     for (const auto& route : l.routes) {
       RouteTarget target;
       if (route.split) {

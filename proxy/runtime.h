@@ -12,6 +12,7 @@
 #include "balancer/weighted_split.h"
 #include "conf/config.h"
 #include "conf/yaml_reader.h"
+#include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/socket_io.h"
 
@@ -20,14 +21,20 @@ namespace crest::proxy {
 // A server plus where to connect to it. Outlives reloads while its pool and
 // address stay (health state and counters carry over).
 struct UpstreamServer : balancer::Server, std::enable_shared_from_this<UpstreamServer> {
-  UpstreamServer(std::string pool_name, std::string address, SocketAddress sockaddr)
-      : Server(std::move(address)), pool(std::move(pool_name)), socket_address(sockaddr) {}
+  UpstreamServer(std::string pool_name, std::string address, SocketAddress sockaddr,
+                 ServerCells* cells)
+      : Server(std::move(address)),
+        pool(std::move(pool_name)),
+        socket_address(sockaddr),
+        metrics(cells) {}
   const std::string pool;
   const SocketAddress socket_address;
+  ServerCells* const metrics;
 };
 
 struct PoolRuntime {
   const conf::Pool* config = nullptr;
+  size_t index = 0;                                      // position in Runtime::pools()
   std::vector<std::shared_ptr<UpstreamServer>> servers;  // in configuration order
   std::unique_ptr<balancer::Balancer> balancer;
 };
@@ -49,6 +56,9 @@ struct ListenerRuntime {
   const conf::Listener* config = nullptr;
   Router router;
   std::vector<RouteTarget> routes;  // parallel to config->routes
+  // Request counters of this listener by pool index; the last entry is for
+  // requests that reached no pool (pool="").
+  std::vector<RequestCells*> request_cells;
 };
 
 // Whether any server of `pool` is healthy right now.
@@ -61,6 +71,7 @@ class Runtime {
   // resolved.
   static std::shared_ptr<const Runtime> build(std::shared_ptr<const conf::Config> config,
                                               const Runtime* previous, uint64_t generation,
+                                              Metrics& metrics,
                                               std::vector<conf::ConfigError>& errors);
 
   const conf::Config& config() const { return *config_; }

@@ -76,16 +76,19 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
         }
         return 3;
       }
-      sockets[w].push_back(ListenSocket{l.name, fd});
+      sockets[w].push_back(ListenSocket{l.name, fd, metrics_.listenerCells(l.name)});
     }
   }
   reload_status_ = ReloadStatus{log::nowUnixSeconds(), true};
+  metrics_.setRuntimeSource([this] { return runtime_; });
+  metrics_.countReload(true, runtime_->generation(), reload_status_.time);
   if (cfg.admin.listen) {
     SocketAddress addr;
     std::string error;
     int fd = resolveAddress(*cfg.admin.listen, addr, error) ? listenSocket(addr, false, error) : -1;
     admin_ = std::make_unique<AdminServer>(
-        base_, [this] { return runtime_; }, [this] { return reload_status_; });
+        base_, [this] { return runtime_; }, [this] { return reload_status_; },
+        [this] { return metrics_.render(); });
     if (fd < 0 || !admin_->serve(fd)) {
       log::error("admin: cannot listen on " + cfg.admin.listen->text + ": " + error);
       for (auto& list : sockets) {
@@ -95,18 +98,30 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
     }
   }
 
+  if (!cfg.access_log.empty()) {
+    std::string error;
+    access_log_ = AccessLogFile::open(cfg.access_log, error);
+    if (!access_log_) {
+      log::error("access_log: " + error);
+      for (auto& list : sockets) {
+        for (auto& s : list) ::close(s.fd);
+      }
+      return 3;
+    }
+  }
   worker_exit_ = event_new(base_, -1, EV_PERSIST, &Server::onWorkerExit, this);
   event_add(worker_exit_, nullptr);
   events_.push_back(worker_exit_);
   for (uint32_t w = 0; w < workers; ++w) {
-    workers_.push_back(
-        std::make_unique<Worker>(static_cast<int>(w), runtime_, std::move(sockets[w])));
+    workers_.push_back(std::make_unique<Worker>(static_cast<int>(w), runtime_,
+                                                std::move(sockets[w]),
+                                                access_log_ ? access_log_->fd() : -1));
     workers_.back()->onExit([this] {
       workers_running_.fetch_sub(1);
       event_active(worker_exit_, EV_READ, 0);
     });
   }
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     event* e = evsignal_new(base_, sig, &Server::onSignal, this);
     event_add(e, nullptr);
     events_.push_back(e);
@@ -135,6 +150,8 @@ void Server::onSignal(evutil_socket_t sig, short, void* arg) {
   auto* self = static_cast<Server*>(arg);
   if (sig == SIGHUP) {
     self->reload();
+  } else if (sig == SIGUSR1) {
+    self->reopenAccessLog();
   } else {
     self->beginShutdown();
   }
@@ -163,6 +180,32 @@ void Server::onWorkerExit(evutil_socket_t, short, void* arg) {
   if (self->workers_running_.load() == 0) event_base_loopbreak(self->base_);
 }
 
+void Server::reopenAccessLog() {
+  if (!access_log_) return;
+  std::string error;
+  if (access_log_->reopen(error)) {
+    log::info("access_log: reopened " + access_log_->path());
+  } else {
+    log::error("access_log: " + error);
+  }
+}
+
+void Server::applyAccessLogPath(const std::string& path) {
+  std::string current = access_log_ ? access_log_->path() : "";
+  if (path == current) return;
+  if (path.empty() || current.empty() || path == "-" || current == "-") {
+    log::warn(
+        "access_log: switching it on or off, or to or from stdout, takes effect at the next start");
+    return;
+  }
+  std::string error;
+  if (access_log_->moveTo(path, error)) {
+    log::info("access_log: now " + path);
+  } else {
+    log::error("access_log: " + error + "; still writing to " + current);
+  }
+}
+
 void Server::reload() {
   auto loaded = conf::loadConfigFile(config_path_);
   std::vector<conf::ConfigError> errors = loaded.errors;
@@ -171,15 +214,20 @@ void Server::reload() {
     errors.push_back({config_path_, 0, 0, "listeners",
                       "adding, removing or moving listeners needs a restart in this version"});
   }
-  if (errors.empty())
-    next = Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, errors);
+  if (errors.empty()) {
+    next =
+        Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, metrics_, errors);
+  }
   reload_status_ = ReloadStatus{log::nowUnixSeconds(), errors.empty()};
+  metrics_.countReload(errors.empty(), errors.empty() ? next->generation() : 0,
+                       reload_status_.time);
   if (!errors.empty()) {
     for (const auto& e : errors) log::error("reload: " + e.format());
     log::error("reload: failed, generation " + std::to_string(runtime_->generation()) +
                " keeps serving");
     return;
   }
+  applyAccessLogPath(next->config().access_log);
   runtime_ = next;
   for (auto& w : workers_) w->setRuntime(runtime_);
   health_checker_->setServers(checkedServers(runtime_));

@@ -13,6 +13,7 @@
 #include "health/health_checker.h"
 #include "health/http_prober.h"
 #include "health/libevent_dispatcher.h"
+#include "proxy/access_log.h"
 #include "proxy/admin_server.h"
 #include "proxy/health_reporter.h"
 #include "proxy/runtime.h"
@@ -29,11 +30,17 @@ class Server {
   // (0 after a clean stop, 3 when a listener cannot be bound).
   int run(std::shared_ptr<const Runtime> runtime);
 
+  // The metrics every Runtime of this process counts into.
+  Metrics& metrics() { return metrics_; }
+
  private:
   static void onSignal(evutil_socket_t sig, short what, void* arg);
   static void onShutdownTimeout(evutil_socket_t fd, short what, void* arg);
   static void onWorkerExit(evutil_socket_t fd, short what, void* arg);
   void reload();
+  void reopenAccessLog();
+  // Follows a reload's access_log path (on/off changes need a restart).
+  void applyAccessLogPath(const std::string& path);
   void beginShutdown();
   uint32_t workerCount() const;
 
@@ -42,9 +49,11 @@ class Server {
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<AccessLogFile> access_log_;
   std::unique_ptr<health::LibeventDispatcher> dispatcher_;
   std::unique_ptr<health::HttpProber> prober_;
-  HealthReporter health_reporter_;
+  Metrics metrics_;
+  HealthReporter health_reporter_{metrics_};
   std::unique_ptr<health::HealthChecker> health_checker_;
   std::vector<event*> events_;
   event* shutdown_timer_ = nullptr;

@@ -13,16 +13,18 @@
 
 namespace crest::proxy {
 
-Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets)
+Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
+               int access_log_fd)
     : index_(index),
       base_(event_base_new()),
       runtime_(std::move(runtime)),
       upstream_pool_(base_),
       random_(std::random_device{}()) {
+  if (access_log_fd >= 0) access_log_ = std::make_unique<AccessLogWriter>(base_, access_log_fd);
   tasks_event_ = event_new(base_, -1, EV_PERSIST, &Worker::onTasks, this);
   event_add(tasks_event_, nullptr);
   for (auto& s : sockets) {
-    auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, nullptr});
+    auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, s.metrics, nullptr});
     a->ev = event_new(base_, s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
     event_add(a->ev, nullptr);
     acceptors_.push_back(std::move(a));
@@ -34,6 +36,7 @@ Worker::~Worker() {
     delete c;
   connections_.clear();
   upstream_pool_.clear();
+  access_log_.reset();
   for (auto& a : acceptors_) {
     event_free(a->ev);
     ::close(a->fd);
@@ -89,7 +92,8 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     }
     int one = 1;
     setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    auto* conn = new DownstreamConnection(*w, client, peer, a->listener);
+    a->metrics->connections_total.add();
+    auto* conn = new DownstreamConnection(*w, client, peer, a->listener, a->metrics);
     w->connections_.insert(conn);
     conn->start();
   }

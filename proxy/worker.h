@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "proxy/access_log.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_pool.h"
 
@@ -25,11 +26,14 @@ class DownstreamConnection;
 struct ListenSocket {
   std::string listener;  // listener name
   int fd = -1;
+  ListenerCells* metrics = nullptr;
 };
 
 class Worker {
  public:
-  Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets);
+  // `access_log_fd` < 0: no access log.
+  Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
+         int access_log_fd);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -59,12 +63,15 @@ class Worker {
   // A fresh X-Request-Id: 32 hex digits.
   std::string newRequestId();
   uint64_t random() { return random_(); }
+  // Null when access logging is off.
+  AccessLogWriter* accessLog() { return access_log_.get(); }
 
  private:
   struct Acceptor {
     Worker* worker;
     std::string listener;
     int fd;
+    ListenerCells* metrics;
     event* ev;
   };
   static void onAccept(evutil_socket_t fd, short what, void* arg);
@@ -85,6 +92,7 @@ class Worker {
   bool draining_ = false;
   std::function<void()> on_exit_;
   std::mt19937_64 random_;
+  std::unique_ptr<AccessLogWriter> access_log_;
 };
 
 }  // namespace crest::proxy

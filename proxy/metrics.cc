@@ -1,0 +1,197 @@
+#include "proxy/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include "proxy/runtime.h"
+
+namespace crest::proxy {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr const char* kClassNames[kStatusClasses] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+MetricFamily family(const char* name, const char* help, MetricType type) {
+  MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
+ClientMetric sample(std::vector<ClientMetric::Label> labels, double value, MetricType type) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  return m;
+}
+
+double load(const std::atomic<uint64_t>& v) {
+  return static_cast<double>(v.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+void HistogramCell::observe(std::chrono::steady_clock::duration d) {
+  double seconds = std::chrono::duration<double>(d).count();
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+  sum_micros.fetch_add(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()),
+      std::memory_order_relaxed);
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& reloads = prometheus::BuildCounter()
+                      .Name("crest_config_reloads_total")
+                      .Help("Configuration reloads by result")
+                      .Register(*registry_);
+  reload_success_ = &reloads.Add({{"result", "success"}});
+  reload_failure_ = &reloads.Add({{"result", "failure"}});
+  generation_ = &prometheus::BuildGauge()
+                     .Name("crest_config_generation")
+                     .Help("Generation of the configuration being served (1 at start)")
+                     .Register(*registry_)
+                     .Add({});
+  last_success_ = &prometheus::BuildGauge()
+                       .Name("crest_config_last_reload_success_timestamp_seconds")
+                       .Help("Unix time of the last successful configuration load")
+                       .Register(*registry_)
+                       .Add({});
+}
+
+RequestCells* Metrics::requestCells(const std::string& listener, const std::string& pool) {
+  auto& cell = requests_[{listener, pool}];
+  if (!cell) cell = std::make_unique<RequestCells>();
+  return cell.get();
+}
+
+ListenerCells* Metrics::listenerCells(const std::string& listener) {
+  auto& cell = listeners_[listener];
+  if (!cell) cell = std::make_unique<ListenerCells>();
+  return cell.get();
+}
+
+ServerCells* Metrics::serverCells(const std::string& pool, const std::string& server) {
+  auto& cell = servers_[{pool, server}];
+  if (!cell) cell = std::make_unique<ServerCells>();
+  return cell.get();
+}
+
+void Metrics::countReload(bool success, uint64_t generation, double unix_time) {
+  if (success) {
+    reload_success_->Increment();
+    generation_->Set(static_cast<double>(generation));
+    last_success_->Set(unix_time);
+  } else {
+    reload_failure_->Increment();
+  }
+}
+
+std::vector<MetricFamily> Metrics::Collect() const {
+  auto requests =
+      family("crest_http_requests_total", "Requests answered, by listener, pool and status class",
+             MetricType::Counter);
+  auto duration =
+      family("crest_http_request_duration_seconds",
+             "Time from the request head to the end of the response", MetricType::Histogram);
+  for (const auto& [key, cells] : requests_) {
+    const auto& [listener, pool] = key;
+    for (size_t c = 0; c < kStatusClasses; ++c) {
+      uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
+      if (n == 0) continue;  // only classes that happened: fewer empty series
+      requests.metric.push_back(
+          sample({{"listener", listener}, {"pool", pool}, {"code", kClassNames[c]}},
+                 static_cast<double>(n), MetricType::Counter));
+    }
+    ClientMetric h;
+    h.label = {{"listener", listener}, {"pool", pool}};
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < HistogramCell::kBounds.size(); ++i) {
+      cumulative += cells->duration.buckets[i].load(std::memory_order_relaxed);
+      h.histogram.bucket.push_back({cumulative, HistogramCell::kBounds[i]});
+    }
+    cumulative += cells->duration.buckets.back().load(std::memory_order_relaxed);
+    h.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    h.histogram.sample_count = cumulative;
+    h.histogram.sample_sum = load(cells->duration.sum_micros) / 1e6;
+    duration.metric.push_back(std::move(h));
+  }
+
+  auto upstream = family("crest_upstream_requests_total", "Responses from servers, by status class",
+                         MetricType::Counter);
+  auto connect_errors = family("crest_upstream_connect_errors_total",
+                               "Failed connections to servers", MetricType::Counter);
+  auto checks =
+      family("crest_health_checks_total", "Active health checks by result", MetricType::Counter);
+  for (const auto& [key, cells] : servers_) {
+    const auto& [pool, server] = key;
+    for (size_t c = 0; c < kStatusClasses; ++c) {
+      uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      upstream.metric.push_back(
+          sample({{"pool", pool}, {"server", server}, {"code", kClassNames[c]}},
+                 static_cast<double>(n), MetricType::Counter));
+    }
+    connect_errors.metric.push_back(sample({{"pool", pool}, {"server", server}},
+                                           load(cells->connect_errors.value), MetricType::Counter));
+    checks.metric.push_back(sample({{"pool", pool}, {"server", server}, {"result", "pass"}},
+                                   load(cells->checks_pass.value), MetricType::Counter));
+    checks.metric.push_back(sample({{"pool", pool}, {"server", server}, {"result", "fail"}},
+                                   load(cells->checks_fail.value), MetricType::Counter));
+  }
+
+  auto active = family("crest_upstream_active_requests",
+                       "Requests in flight to each server, all workers", MetricType::Gauge);
+  auto up = family("crest_upstream_server_up",
+                   "1 while the server receives traffic, 0 while it is down", MetricType::Gauge);
+  if (runtime_) {
+    if (auto rt = runtime_()) {
+      for (const auto& pool : rt->pools()) {
+        for (const auto& s : pool.servers) {
+          std::vector<ClientMetric::Label> labels = {{"pool", pool.config->name},
+                                                     {"server", s->address}};
+          active.metric.push_back(
+              sample(labels, static_cast<double>(s->active_requests.load()), MetricType::Gauge));
+          up.metric.push_back(sample(labels, s->healthy.load() ? 1 : 0, MetricType::Gauge));
+        }
+      }
+    }
+  }
+
+  auto conns_active =
+      family("crest_downstream_connections_active", "Open client connections", MetricType::Gauge);
+  auto conns_total = family("crest_downstream_connections_total", "Accepted client connections",
+                            MetricType::Counter);
+  auto tls = family("crest_tls_handshakes_total", "TLS handshakes by result", MetricType::Counter);
+  for (const auto& [listener, cells] : listeners_) {
+    conns_active.metric.push_back(
+        sample({{"listener", listener}},
+               static_cast<double>(cells->connections_active.value.load()), MetricType::Gauge));
+    conns_total.metric.push_back(sample({{"listener", listener}},
+                                        load(cells->connections_total.value), MetricType::Counter));
+    tls.metric.push_back(sample({{"listener", listener}, {"result", "ok"}},
+                                load(cells->tls_ok.value), MetricType::Counter));
+    tls.metric.push_back(sample({{"listener", listener}, {"result", "error"}},
+                                load(cells->tls_error.value), MetricType::Counter));
+  }
+
+  std::vector<MetricFamily> out = {requests, duration, upstream,     connect_errors, active,
+                                   up,       checks,   conns_active, conns_total,    tls};
+  for (auto& f : registry_->Collect()) out.push_back(std::move(f));
+  return out;
+}
+
+std::string Metrics::render() const {
+  return prometheus::TextSerializer().Serialize(Collect());
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,106 @@
+#pragma once
+// Every metric of SPEC.md, declared here. Workers count into cells: relaxed
+// atomics that never take a lock, created once per label set on the main
+// thread and stable for the life of the process, so counters survive reloads.
+// The main thread turns cells and live server state into Prometheus families.
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace crest::proxy {
+
+class Runtime;
+
+struct CounterCell {
+  std::atomic<uint64_t> value{0};
+  void add(uint64_t n = 1) { value.fetch_add(n, std::memory_order_relaxed); }
+};
+
+struct GaugeCell {
+  std::atomic<int64_t> value{0};
+  void add(int64_t n) { value.fetch_add(n, std::memory_order_relaxed); }
+};
+
+// Request durations, 0.5 ms to 10 s.
+struct HistogramCell {
+  static constexpr std::array<double, 14> kBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};  // the last one is +Inf
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_micros{0};
+  void observe(std::chrono::steady_clock::duration d);
+};
+
+// Status codes are counted by class only (1xx..5xx): label values stay bounded.
+constexpr size_t kStatusClasses = 5;
+inline size_t statusClass(int status) {
+  return status >= 100 && status <= 599 ? status / 100 - 1 : 4;
+}
+
+// crest_http_requests_total and crest_http_request_duration_seconds of one listener and pool.
+struct RequestCells {
+  std::array<CounterCell, kStatusClasses> responses;
+  HistogramCell duration;
+};
+
+struct ListenerCells {
+  CounterCell connections_total;
+  GaugeCell connections_active;
+  CounterCell tls_ok;
+  CounterCell tls_error;
+};
+
+struct ServerCells {
+  std::array<CounterCell, kStatusClasses> responses;
+  CounterCell connect_errors;
+  CounterCell checks_pass;
+  CounterCell checks_fail;
+};
+
+class Metrics : public prometheus::Collectable {
+ public:
+  // Where the live gauges (active requests, server up) are read from at scrape time.
+  using RuntimeSource = std::function<std::shared_ptr<const Runtime>()>;
+
+  Metrics();
+
+  // Cells for one label set, created on first use. Main thread only (runtime
+  // builds); the returned pointers stay valid and are shared with workers.
+  RequestCells* requestCells(const std::string& listener, const std::string& pool);
+  ListenerCells* listenerCells(const std::string& listener);
+  ServerCells* serverCells(const std::string& pool, const std::string& server);
+
+  // Main-thread metrics of configuration loads.
+  void countReload(bool success, uint64_t generation, double unix_time);
+
+  void setRuntimeSource(RuntimeSource source) { runtime_ = std::move(source); }
+  // Text exposition format 0.0.4. Main thread only.
+  std::string render() const;
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<RequestCells>> requests_;
+  std::map<std::string, std::unique_ptr<ListenerCells>> listeners_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerCells>> servers_;
+  RuntimeSource runtime_;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Counter* reload_success_;
+  prometheus::Counter* reload_failure_;
+  prometheus::Gauge* generation_;
+  prometheus::Gauge* last_success_;
+};
+
+}  // namespace crest::proxy

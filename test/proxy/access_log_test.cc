@@ -1,0 +1,42 @@
+#include "proxy/access_log.h"
+
+#include <catch2/catch.hpp>
+
+using namespace crest::proxy;
+using namespace std::chrono_literals;
+
+TEST_CASE("access log: one line with every field") {
+  AccessRecord r;
+  r.client = "203.0.113.9";
+  r.listener = "public";
+  r.method = "GET";
+  r.target = "/v2/users?q=1";
+  r.status = 200;
+  r.bytes = 5120;
+  r.total = 12ms;
+  r.pool = "api";
+  r.upstream = "10.0.0.11:8080";
+  r.upstream_time = 10500us;
+  r.request_id = "abc";
+  std::string line;
+  formatAccessRecord(r, "2026-11-27T10:00:00.123Z", line);
+  CHECK(line ==
+        "2026-11-27T10:00:00.123Z 203.0.113.9 public \"GET /v2/users?q=1 HTTP/1.1\" 200 5120 0.012 "
+        "pool=api upstream=10.0.0.11:8080 upstream_time=0.011 request_id=abc\n");
+}
+
+TEST_CASE("access log: requests that reached no server and hostile targets") {
+  AccessRecord r;
+  r.client = "::1";
+  r.listener = "public";
+  r.method = "GET";
+  r.target = "/a\"b\\c\x01";
+  r.version_minor = 0;
+  r.status = 404;
+  r.bytes = 20;
+  std::string line;
+  formatAccessRecord(r, "T", line);
+  CHECK(line ==
+        "T ::1 public \"GET /a\\\"b\\\\c\\x01 HTTP/1.0\" 404 20 0.000 pool=- upstream=- "
+        "upstream_time=- request_id=-\n");
+}
