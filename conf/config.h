@@ -172,6 +172,14 @@ struct Config {
   std::vector<Pool> pools;  // in file order
   std::optional<Cache> cache;
 
+  // The listener with that name and address, or nullptr.
+  const Listener* findListener(const std::string& name, const HostPort& listen) const {
+    for (const auto& l : listeners) {
+      if (l.name == name && l.listen == listen) return &l;
+    }
+    return nullptr;
+  }
+
   // nullptr when no pool has that name.
   const Pool* findPool(const std::string& name) const {
     for (const auto& p : pools) {

@@ -175,6 +175,11 @@ void DownstreamConnection::drain() {
   pump();
 }
 
+void DownstreamConnection::abort() {
+  closeNow();
+  pump();
+}
+
 void DownstreamConnection::pump() {
   while (phase_ != Phase::Closed) {
     bool progress = readClient();

@@ -34,6 +34,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void start();
   // Shutdown: an idle connection closes now, a busy one after its response.
   void drain();
+  // Closes at once, whatever is in flight (drain time is up).
+  void abort();
+  const std::string& listener() const { return listener_name_; }
 
   void onUpstreamEvent() override;
   void onUpstreamTimeout() override;

@@ -1,13 +1,17 @@
 // crest: command line, configuration check, and start.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "conf/loader.h"
+#include "proxy/daemon.h"
+#include "proxy/log.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "tls/tls_context.h"
@@ -17,6 +21,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: crest -c FILE            run in the foreground with this configuration\n"
     "       crest -c FILE --check    validate FILE and exit (0: configuration OK, 1: errors)\n"
+    "       crest -c FILE --daemon --pid-file PATH [--log-file PATH]\n"
+    "                                detach, write the pid, log to PATH (default: discarded)\n"
     "       crest --version | --help\n";
 
 enum ExitCode { kOk = 0, kConfigError = 1, kUsageError = 2, kStartFailure = 3 };
@@ -41,6 +47,9 @@ std::shared_ptr<const crest::proxy::Runtime> loadAll(
 int main(int argc, char** argv) {
   std::string config_path;
   bool check = false;
+  bool daemon = false;
+  std::string pid_file;
+  std::string log_file;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--version") {
@@ -53,6 +62,12 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg == "--check") {
       check = true;
+    } else if (arg == "--daemon") {
+      daemon = true;
+    } else if (arg == "--pid-file" && i + 1 < argc) {
+      pid_file = std::filesystem::absolute(argv[++i]).string();
+    } else if (arg == "--log-file" && i + 1 < argc) {
+      log_file = std::filesystem::absolute(argv[++i]).string();
     } else {
       std::fprintf(stderr, "crest: unknown or incomplete argument \"%s\"\n%s", arg.c_str(), kUsage);
       return kUsageError;
@@ -60,6 +75,10 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty()) {
     std::fprintf(stderr, "crest: -c FILE is required\n%s", kUsage);
+    return kUsageError;
+  }
+  if (daemon && pid_file.empty()) {
+    std::fprintf(stderr, "crest: --daemon needs --pid-file PATH\n%s", kUsage);
     return kUsageError;
   }
 
@@ -83,7 +102,38 @@ int main(int argc, char** argv) {
     std::printf("configuration OK\n");
     return kOk;
   }
+  if (!pid_file.empty()) {
+    if (pid_t other = crest::proxy::livePidIn(pid_file)) {
+      std::fprintf(stderr, "crest: pid file %s names running process %d\n", pid_file.c_str(),
+                   static_cast<int>(other));
+      return kStartFailure;
+    }
+  }
+  int report_fd = -1;
+  if (daemon) {
+    std::string error;
+    int code = crest::proxy::detach(log_file, report_fd, error);
+    if (code >= 0) {
+      if (code != 0)
+        std::fprintf(stderr, "crest: %s\n",
+                     error.empty() ? "start failed (see the log file)" : error.c_str());
+      return code;
+    }
+  }
+  crest::proxy::log::info("open files limit: " +
+                          std::to_string(crest::proxy::raiseOpenFilesLimit()));
   // Writes to a peer that has gone are errors to handle, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
-  return server.run(runtime);
+  bool wrote_pid = false;
+  int code = server.run(runtime, [&] {
+    std::string error;
+    if (!pid_file.empty()) {
+      wrote_pid = crest::proxy::writePidFile(pid_file, getpid(), error);
+      if (!wrote_pid) crest::proxy::log::error(error);
+    }
+    crest::proxy::reportStarted(report_fd);
+  });
+  crest::proxy::reportFailed(report_fd, code);
+  if (wrote_pid) ::unlink(pid_file.c_str());
+  return code;
 }

@@ -17,16 +17,69 @@ timeval toTimeval(std::chrono::milliseconds ms) {
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
-// Listener identity for reload: the same name on the same address.
-bool sameListeners(const conf::Config& a, const conf::Config& b) {
-  if (a.listeners.size() != b.listeners.size()) return false;
-  for (size_t i = 0; i < a.listeners.size(); ++i) {
-    if (a.listeners[i].name != b.listeners[i].name ||
-        !(a.listeners[i].listen == b.listeners[i].listen)) {
-      return false;
+// A pool as far as a reload log cares: what would make it serve differently.
+std::string poolSignature(const conf::Pool& p) {
+  std::string sig =
+      p.balance + "|" + std::to_string(p.retries) + "|" +
+      std::to_string(p.timeouts.connect.count()) + "|" +
+      std::to_string(p.timeouts.response.count()) + "|" + std::to_string(p.timeouts.idle.count()) +
+      "|" +
+      (p.health_check ? p.health_check->path + std::to_string(p.health_check->interval.count())
+                      : "-");
+  for (const auto& s : p.servers) sig += "|" + s.address.text + "*" + std::to_string(s.weight);
+  return sig;
+}
+
+std::string listNames(const char* what, const std::vector<std::string>& names) {
+  if (names.empty()) return "";
+  std::string out = std::string(what) + ":";
+  for (const auto& n : names) out += " " + n;
+  return out + "; ";
+}
+
+// "listeners added: admin2; pools changed: api; routes changed" or "no change".
+std::string describeChanges(const conf::Config& old, const conf::Config& next,
+                            const std::vector<std::string>& added,
+                            const std::vector<std::string>& removed) {
+  std::vector<std::string> pools_added, pools_removed, pools_changed;
+  for (const auto& p : next.pools) {
+    const conf::Pool* before = old.findPool(p.name);
+    if (!before) {
+      pools_added.push_back(p.name);
+    } else if (poolSignature(*before) != poolSignature(p)) {
+      pools_changed.push_back(p.name);
     }
   }
-  return true;
+  for (const auto& p : old.pools) {
+    if (!next.findPool(p.name)) pools_removed.push_back(p.name);
+  }
+  bool routes_changed = false;
+  for (const auto& l : next.listeners) {
+    const conf::Listener* before = old.findListener(l.name, l.listen);
+    if (!before || before->routes.size() != l.routes.size()) {
+      routes_changed = routes_changed || before != nullptr;
+      continue;
+    }
+    for (size_t i = 0; i < l.routes.size(); ++i) {
+      const auto& a = before->routes[i];
+      const auto& b = l.routes[i];
+      std::string split_a, split_b;
+      for (const auto& t : a.split ? a.split->pools : std::vector<conf::SplitTarget>{})
+        split_a += t.pool + std::to_string(t.weight);
+      for (const auto& t : b.split ? b.split->pools : std::vector<conf::SplitTarget>{})
+        split_b += t.pool + std::to_string(t.weight);
+      if (a.pool != b.pool || split_a != split_b || a.match.host != b.match.host ||
+          a.match.path_prefix != b.match.path_prefix) {
+        routes_changed = true;
+      }
+    }
+  }
+  std::string out =
+      listNames("listeners added", added) + listNames("listeners removed", removed) +
+      listNames("pools added", pools_added) + listNames("pools removed", pools_removed) +
+      listNames("pools changed", pools_changed) + (routes_changed ? "routes changed; " : "");
+  if (out.empty()) return "no change";
+  return out.substr(0, out.size() - 2);
 }
 
 }  // namespace
@@ -51,7 +104,39 @@ uint32_t Server::workerCount() const {
   return n;
 }
 
-int Server::run(std::shared_ptr<const Runtime> runtime) {
+bool Server::bindListener(const conf::Listener& listener,
+                          std::vector<std::vector<ListenSocket>>& out, std::string& error) {
+  SocketAddress addr;
+  if (!resolveAddress(listener.listen, addr, error)) {
+    error = "listener " + listener.name + ": " + error;
+    return false;
+  }
+  std::vector<ListenSocket> bound;
+  for (size_t w = 0; w < out.size(); ++w) {
+    int fd = listenSocket(addr, true, error);
+    if (fd < 0) {
+      error =
+          "listener " + listener.name + ": cannot listen on " + listener.listen.text + ": " + error;
+      for (auto& s : bound) ::close(s.fd);
+      return false;
+    }
+    bound.push_back(ListenSocket{listener.name, fd, metrics_.listenerCells(listener.name)});
+  }
+  for (size_t w = 0; w < out.size(); ++w) out[w].push_back(bound[w]);
+  return true;
+}
+
+namespace {
+
+void closeSockets(std::vector<std::vector<ListenSocket>>& sockets) {
+  for (auto& list : sockets) {
+    for (auto& s : list) ::close(s.fd);
+  }
+}
+
+}  // namespace
+
+int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on_started) {
   evthread_use_pthreads();
   runtime_ = std::move(runtime);
   base_ = event_base_new();
@@ -61,22 +146,11 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
   // Every socket is bound before any thread starts, so a taken port fails the start cleanly.
   std::vector<std::vector<ListenSocket>> sockets(workers);
   for (const auto& l : cfg.listeners) {
-    SocketAddress addr;
     std::string error;
-    if (!resolveAddress(l.listen, addr, error)) {
-      log::error("listener " + l.name + ": " + error);
+    if (!bindListener(l, sockets, error)) {
+      log::error(error);
+      closeSockets(sockets);
       return 3;
-    }
-    for (uint32_t w = 0; w < workers; ++w) {
-      int fd = listenSocket(addr, true, error);
-      if (fd < 0) {
-        log::error("listener " + l.name + ": cannot listen on " + l.listen.text + ": " + error);
-        for (auto& list : sockets) {
-          for (auto& s : list) ::close(s.fd);
-        }
-        return 3;
-      }
-      sockets[w].push_back(ListenSocket{l.name, fd, metrics_.listenerCells(l.name)});
     }
   }
   reload_status_ = ReloadStatus{log::nowUnixSeconds(), true};
@@ -91,21 +165,16 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
         [this] { return metrics_.render(); });
     if (fd < 0 || !admin_->serve(fd)) {
       log::error("admin: cannot listen on " + cfg.admin.listen->text + ": " + error);
-      for (auto& list : sockets) {
-        for (auto& s : list) ::close(s.fd);
-      }
+      closeSockets(sockets);
       return 3;
     }
   }
-
   if (!cfg.access_log.empty()) {
     std::string error;
     access_log_ = AccessLogFile::open(cfg.access_log, error);
     if (!access_log_) {
       log::error("access_log: " + error);
-      for (auto& list : sockets) {
-        for (auto& s : list) ::close(s.fd);
-      }
+      closeSockets(sockets);
       return 3;
     }
   }
@@ -137,6 +206,7 @@ int Server::run(std::shared_ptr<const Runtime> runtime) {
   for (const auto& l : cfg.listeners) listeners += " " + l.name + "=" + l.listen.text;
   log::info("crest started: " + std::to_string(workers) + " workers, listeners:" + listeners +
             (cfg.admin.listen ? ", admin=" + cfg.admin.listen->text : ""));
+  if (on_started) on_started();
 
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
   for (auto& w : workers_) w->join();
@@ -210,28 +280,48 @@ void Server::reload() {
   auto loaded = conf::loadConfigFile(config_path_);
   std::vector<conf::ConfigError> errors = loaded.errors;
   std::shared_ptr<const Runtime> next;
-  if (errors.empty() && !sameListeners(runtime_->config(), *loaded.config)) {
-    errors.push_back({config_path_, 0, 0, "listeners",
-                      "adding, removing or moving listeners needs a restart in this version"});
-  }
   if (errors.empty()) {
     next =
         Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, metrics_, errors);
+  }
+  // Listeners the new file adds are bound before anything changes: a port
+  // that cannot be had fails the reload, and the old configuration stays.
+  const conf::Config& old = runtime_->config();
+  std::vector<std::vector<ListenSocket>> added(workers_.size());
+  std::vector<std::string> added_names, removed_names;
+  if (errors.empty()) {
+    for (const auto& l : next->config().listeners) {
+      if (old.findListener(l.name, l.listen)) continue;
+      std::string error;
+      if (!bindListener(l, added, error)) {
+        errors.push_back({config_path_, 0, 0, "listeners", error});
+        break;
+      }
+      added_names.push_back(l.name);
+    }
+    for (const auto& l : old.listeners) {
+      if (!next->config().findListener(l.name, l.listen)) removed_names.push_back(l.name);
+    }
   }
   reload_status_ = ReloadStatus{log::nowUnixSeconds(), errors.empty()};
   metrics_.countReload(errors.empty(), errors.empty() ? next->generation() : 0,
                        reload_status_.time);
   if (!errors.empty()) {
+    closeSockets(added);
     for (const auto& e : errors) log::error("reload: " + e.format());
     log::error("reload: failed, generation " + std::to_string(runtime_->generation()) +
                " keeps serving");
     return;
   }
   applyAccessLogPath(next->config().access_log);
+  std::string changes = describeChanges(old, next->config(), added_names, removed_names);
   runtime_ = next;
-  for (auto& w : workers_) w->setRuntime(runtime_);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    workers_[w]->setRuntime(runtime_, added[w], removed_names, runtime_->config().shutdown_timeout);
+  }
   health_checker_->setServers(checkedServers(runtime_));
-  log::info("reload: generation " + std::to_string(runtime_->generation()) + " applied");
+  log::info("reload: generation " + std::to_string(runtime_->generation()) + " applied (" +
+            changes + ")");
 }
 
 }  // namespace crest::proxy

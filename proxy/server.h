@@ -5,6 +5,7 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,7 +29,8 @@ class Server {
 
   // Serves `runtime` until SIGTERM/SIGINT; returns the process exit code
   // (0 after a clean stop, 3 when a listener cannot be bound).
-  int run(std::shared_ptr<const Runtime> runtime);
+  // `on_started` runs once every socket is bound and the workers run.
+  int run(std::shared_ptr<const Runtime> runtime, std::function<void()> on_started = {});
 
   // The metrics every Runtime of this process counts into.
   Metrics& metrics() { return metrics_; }
@@ -38,6 +40,10 @@ class Server {
   static void onShutdownTimeout(evutil_socket_t fd, short what, void* arg);
   static void onWorkerExit(evutil_socket_t fd, short what, void* arg);
   void reload();
+  // Binds one socket per worker for `listener`, appending to out[worker];
+  // false with `error` (and nothing left open) on failure.
+  bool bindListener(const conf::Listener& listener, std::vector<std::vector<ListenSocket>>& out,
+                    std::string& error);
   void reopenAccessLog();
   // Follows a reload's access_log path (on/off changes need a restart).
   void applyAccessLogPath(const std::string& path);

@@ -23,12 +23,51 @@ Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<Li
   if (access_log_fd >= 0) access_log_ = std::make_unique<AccessLogWriter>(base_, access_log_fd);
   tasks_event_ = event_new(base_, -1, EV_PERSIST, &Worker::onTasks, this);
   event_add(tasks_event_, nullptr);
-  for (auto& s : sockets) {
-    auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, s.metrics, nullptr});
-    a->ev = event_new(base_, s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
-    event_add(a->ev, nullptr);
-    acceptors_.push_back(std::move(a));
+  for (auto& s : sockets) addAcceptor(s);
+}
+
+void Worker::addAcceptor(const ListenSocket& s) {
+  auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, s.metrics, nullptr});
+  a->ev = event_new(base_, s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
+  if (!draining_) event_add(a->ev, nullptr);
+  acceptors_.push_back(std::move(a));
+}
+
+void Worker::removeListener(const std::string& name, std::chrono::milliseconds drain_timeout) {
+  for (auto it = acceptors_.begin(); it != acceptors_.end();) {
+    if ((*it)->listener != name) {
+      ++it;
+      continue;
+    }
+    event_free((*it)->ev);
+    ::close((*it)->fd);
+    it = acceptors_.erase(it);
   }
+  for (auto* c : connectionsOf(name)) {
+    if (connections_.count(c)) c->drain();
+  }
+  // What is still busy when the drain time is up is closed.
+  auto* closer = new std::pair<Worker*, std::string>(this, name);
+  timeval tv{static_cast<time_t>(drain_timeout.count() / 1000),
+             static_cast<suseconds_t>((drain_timeout.count() % 1000) * 1000)};
+  event_base_once(
+      base_, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* arg) {
+        std::unique_ptr<std::pair<Worker*, std::string>> job(
+            static_cast<std::pair<Worker*, std::string>*>(arg));
+        for (auto* c : job->first->connectionsOf(job->second)) {
+          if (job->first->connections_.count(c)) c->abort();
+        }
+      },
+      closer, &tv);
+}
+
+std::vector<DownstreamConnection*> Worker::connectionsOf(const std::string& name) const {
+  std::vector<DownstreamConnection*> out;
+  for (auto* c : connections_) {
+    if (c->listener() == name) out.push_back(c);
+  }
+  return out;
 }
 
 Worker::~Worker() {
@@ -116,8 +155,13 @@ void Worker::beginShutdown() {
   });
 }
 
-void Worker::setRuntime(std::shared_ptr<const Runtime> runtime) {
-  post([this, runtime] { runtime_ = runtime; });
+void Worker::setRuntime(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> added,
+                        std::vector<std::string> removed, std::chrono::milliseconds drain_timeout) {
+  post([this, runtime, added = std::move(added), removed = std::move(removed), drain_timeout] {
+    runtime_ = runtime;
+    for (const auto& name : removed) removeListener(name, drain_timeout);
+    for (const auto& s : added) addAcceptor(s);
+  });
 }
 
 void Worker::forceStop() {

@@ -49,8 +49,12 @@ class Worker {
   // Ends the loop now, whatever is in flight. Any thread.
   void forceStop();
 
-  // Adopts a new configuration for requests that start from now on. Any thread.
-  void setRuntime(std::shared_ptr<const Runtime> runtime);
+  // Adopts a new configuration for requests that start from now on, with the
+  // listening sockets of listeners it adds, and drops the listeners it removes
+  // (their connections finish their request, within `drain_timeout`). Any thread.
+  void setRuntime(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> added = {},
+                  std::vector<std::string> removed = {},
+                  std::chrono::milliseconds drain_timeout = std::chrono::milliseconds(0));
   // Called on the worker thread when its loop has ended. Set before start().
   void onExit(std::function<void()> callback) { on_exit_ = std::move(callback); }
 
@@ -59,6 +63,8 @@ class Worker {
   UpstreamPool& upstreamPool() { return upstream_pool_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   bool draining() const { return draining_; }
+  // Connections accepted on listener `name`.
+  std::vector<DownstreamConnection*> connectionsOf(const std::string& name) const;
   void connectionClosed(DownstreamConnection* conn);
   // A fresh X-Request-Id: 32 hex digits.
   std::string newRequestId();
@@ -75,6 +81,8 @@ class Worker {
     event* ev;
   };
   static void onAccept(evutil_socket_t fd, short what, void* arg);
+  void addAcceptor(const ListenSocket& socket);
+  void removeListener(const std::string& name, std::chrono::milliseconds drain_timeout);
   static void onTasks(evutil_socket_t fd, short what, void* arg);
   void runTasks();
   void maybeExit();

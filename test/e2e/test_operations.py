@@ -1,0 +1,201 @@
+"""End to end: SIGHUP reload, graceful stop, daemon mode (SPEC.md, Signals)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import CREST, Client, CrestTestCase, admin_get, free_port, get, wait_for_port
+
+
+class ReloadTest(CrestTestCase):
+    def config(self, weight_a, extra_route=False, extra_listener_port=None):
+        pool = (f"    servers:\n      - address: {self.a.address}\n        weight: {weight_a}\n"
+                f"      - address: {self.b.address}")
+        routes = []
+        if extra_route:
+            routes += ["      - match: {path_prefix: /only-b/}", "        pool: only-b"]
+        routes += ["      - pool: web"]
+        text = self.simple_config({"web": pool, "only-b": [self.b]}, routes=routes,
+                                  listen_port=self.port, admin_port=self.admin_port)
+        if extra_listener_port:
+            text = text.replace("pools:\n", f"  - name: extra\n    listen: 127.0.0.1:{extra_listener_port}\n"
+                                            "    routes:\n      - pool: web\npools:\n", 1)
+        return text
+
+    def setUp(self):
+        super().setUp()
+        self.a, self.b = self.backend("a"), self.backend("b")
+        self.port, self.admin_port = free_port(), free_port()
+        self.proc = self.crest(self.config(1), self.port)
+
+    def reload(self, text):
+        self.proc.write_config(text)
+        self.proc.signal(signal.SIGHUP)
+
+    def generation(self):
+        return json.loads(admin_get(self.admin_port, "/status")[1])["generation"]
+
+    def wait_generation(self, n, timeout=3):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.generation() == n:
+                return
+            time.sleep(0.02)
+        self.fail(f"generation {n} not reached: {self.generation()}\n{self.proc.log()}")
+
+    def test_reloads_under_load_fail_no_request(self):
+        errors, done = [], collections_counter()
+        stop = threading.Event()
+
+        def client(keep_alive):
+            c = None
+            while not stop.is_set():
+                try:
+                    if c is None or not keep_alive:
+                        c = Client(self.port)
+                    c.request("GET", "/bytes/2")
+                    r = c.read_response()
+                    if r.status != 200:
+                        errors.append(r.status)
+                    done[keep_alive] += 1
+                    if not keep_alive:
+                        c.close()
+                except Exception as e:  # noqa: BLE001 - every failure counts
+                    errors.append(repr(e))
+                    c = None
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in (True, False, True)]
+        for t in threads:
+            t.start()
+        for i in range(6):
+            time.sleep(0.3)
+            self.reload(self.config(3 if i % 2 == 0 else 1, extra_route=i % 2 == 0))
+            self.wait_generation(i + 2)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(sum(done.values()), 1000, done)
+        self.assertIn("reload: generation 2 applied (pools changed: web; routes changed)", self.proc.log())
+
+    def test_a_broken_configuration_keeps_the_old_one_serving(self):
+        self.reload(self.config(1).replace("    servers:", "    servres:", 1))
+        deadline = time.time() + 3
+        while "reload: failed" not in self.proc.log() and time.time() < deadline:
+            time.sleep(0.02)
+        log = self.proc.log()
+        self.assertIn("reload: failed, generation 1 keeps serving", log)
+        self.assertRegex(log, r"error reload: \S+crest.yaml:\d+:\d+: pools.web.servres: unknown field")
+        self.assertEqual(get(self.port, "/bytes/1").status, 200)
+        status = json.loads(admin_get(self.admin_port, "/status")[1])
+        self.assertEqual(status["generation"], 1)
+        self.assertEqual(status["last_reload"]["result"], "failure")
+        metrics = admin_get(self.admin_port, "/metrics")[1]
+        self.assertIn('crest_config_reloads_total{result="failure"} 1', metrics)
+
+    def test_listeners_are_added_and_removed(self):
+        extra = free_port()
+        self.reload(self.config(1, extra_listener_port=extra))
+        self.wait_generation(2)
+        self.assertEqual(get(extra, "/bytes/1").status, 200)
+        held = Client(extra)  # an idle keep-alive connection of the listener about to go
+        held.request("GET", "/bytes/1")
+        self.assertEqual(held.read_response().status, 200)
+        self.reload(self.config(1))
+        self.wait_generation(3)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", extra), timeout=1)
+        self.assertTrue(held.closed_by_peer(timeout=3))
+        self.assertEqual(get(self.port, "/bytes/1").status, 200)
+        self.assertIn("listeners added: extra", self.proc.log())
+        self.assertIn("listeners removed: extra", self.proc.log())
+
+
+def collections_counter():
+    import collections
+    return collections.Counter()
+
+
+class StopTest(CrestTestCase):
+    def test_sigterm_lets_the_request_in_flight_finish(self):
+        web = self.backend("web")
+        crest = self.crest(self.simple_config({"web": [web]}), self.port)
+        idle = Client(self.port)
+        idle.request("GET", "/bytes/1")
+        idle.read_response()
+        busy = Client(self.port)
+        busy.request("GET", "/sleep/1000")
+        time.sleep(0.3)
+        crest.signal(signal.SIGTERM)
+        self.assertTrue(idle.closed_by_peer(timeout=2))
+        r = busy.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Connection"), "close")
+        self.assertEqual(crest.proc.wait(5), 0)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1)
+
+    def test_shutdown_timeout_bounds_the_wait(self):
+        web = self.backend("web")
+        crest = self.crest(self.simple_config({"web": [web]}, extra="shutdown_timeout: 500ms"), self.port)
+        busy = Client(self.port)
+        busy.request("GET", "/sleep/5000")
+        time.sleep(0.2)
+        start = time.time()
+        crest.signal(signal.SIGTERM)
+        self.assertEqual(crest.proc.wait(5), 0)
+        self.assertLess(time.time() - start, 2)
+
+
+class DaemonTest(CrestTestCase):
+    def test_daemon_detaches_writes_its_pid_and_refuses_a_second_start(self):
+        web = self.backend("web")
+        cfg = os.path.join(self.tmpdir, "crest.yaml")
+        with open(cfg, "w") as f:
+            f.write(self.simple_config({"web": [web]}))
+        pid_file = os.path.join(self.tmpdir, "crest.pid")
+        log_file = os.path.join(self.tmpdir, "crest.log")
+        args = [CREST, "-c", cfg, "--daemon", "--pid-file", pid_file, "--log-file", log_file]
+        started = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        self.assertEqual(started.returncode, 0, started.stderr)
+        self.assertEqual(started.stdout + started.stderr, "")
+        with open(pid_file) as f:
+            pid = int(f.read())
+        try:
+            os.kill(pid, 0)
+            self.assertEqual(get(self.port, "/bytes/1").status, 200)
+            again = subprocess.run(args, capture_output=True, text=True, timeout=10)
+            self.assertEqual(again.returncode, 3)
+            self.assertIn(f"names running process {pid}", again.stderr)
+        finally:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + 5
+        while os.path.exists(pid_file) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(pid_file))
+        with open(log_file) as f:
+            log = f.read()
+        self.assertIn("crest started", log)
+        self.assertIn("open files limit: ", log)
+
+    def test_configuration_errors_are_reported_before_detaching(self):
+        cfg = os.path.join(self.tmpdir, "bad.yaml")
+        with open(cfg, "w") as f:
+            f.write("listeners: []\n")
+        pid_file = os.path.join(self.tmpdir, "crest.pid")
+        r = subprocess.run([CREST, "-c", cfg, "--daemon", "--pid-file", pid_file], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("listeners: at least one listener is required", r.stderr)
+        self.assertFalse(os.path.exists(pid_file))
+        self.assertEqual(subprocess.run([CREST, "-c", cfg, "--daemon"], capture_output=True).returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
