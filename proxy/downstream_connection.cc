@@ -10,6 +10,7 @@
 #include "proxy/header_rewrite.h"
 #include "proxy/health_reporter.h"
 #include "proxy/log.h"
+#include "proxy/tls_io.h"
 #include "proxy/worker.h"
 
 namespace crest::proxy {
@@ -82,7 +83,8 @@ bool splitAbsoluteForm(const std::string& target, std::string& host, std::string
 }  // namespace
 
 DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
-                                           std::string listener, ListenerCells* listener_metrics)
+                                           std::string listener, ListenerCells* listener_metrics,
+                                           SSL* ssl)
     : worker_(worker),
       fd_(fd),
       in_(evbuffer_new()),
@@ -91,6 +93,8 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       client_hash_(addressHash(peer)),
       listener_name_(std::move(listener)),
       listener_metrics_(listener_metrics),
+      ssl_(ssl),
+      handshake_done_(ssl == nullptr),
       request_parser_(Http1Parser::Kind::Request, {}),
       response_parser_(Http1Parser::Kind::Response, {}),
       request_out_(evbuffer_new()) {
@@ -105,6 +109,7 @@ DownstreamConnection::~DownstreamConnection() {
   releaseServer();
   event_free(event_);
   event_free(timer_);
+  if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
   evbuffer_free(in_);
   evbuffer_free(out_);
@@ -182,6 +187,7 @@ void DownstreamConnection::abort() {
 
 void DownstreamConnection::pump() {
   while (phase_ != Phase::Closed) {
+    if (!handshake_done_ && !handshake()) break;
     bool progress = readClient();
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
     if (phase_ == Phase::Proxying) progress |= forwardRequestBody();
@@ -194,6 +200,7 @@ void DownstreamConnection::pump() {
     if (phase_ == Phase::Closing && evbuffer_get_length(out_) == 0) {
       // Lingering close: stop sending, keep reading what the client still sends
       // for a while, so our last response is not destroyed by a reset.
+      if (ssl_ != nullptr && handshake_done_) SSL_shutdown(ssl_);  // close_notify, best effort
       ::shutdown(fd_, SHUT_WR);
       phase_ = Phase::Lingering;
       armTimer(kLinger);
@@ -205,6 +212,21 @@ void DownstreamConnection::pump() {
   if (phase_ == Phase::Closed) worker_.connectionClosed(this);  // deletes this
 }
 
+bool DownstreamConnection::handshake() {
+  switch (tlsHandshake(ssl_)) {
+    case IoResult::Progress:
+      handshake_done_ = true;
+      listener_metrics_->tls_ok.add();
+      return true;
+    case IoResult::WouldBlock:
+      return false;  // the next edge, or the client_header timer, comes back here
+    default:
+      listener_metrics_->tls_error.add();
+      closeNow();
+      return false;
+  }
+}
+
 bool DownstreamConnection::readClient() {
   if (!client_readable_ || client_eof_ || client_error_) return false;
   if (phase_ == Phase::Lingering) evbuffer_drain(in_, evbuffer_get_length(in_));
@@ -213,7 +235,7 @@ bool DownstreamConnection::readClient() {
                    : kHighWater;
   if (evbuffer_get_length(in_) >= cap) return false;
   size_t got = 0;
-  switch (readInto(fd_, in_, cap, got)) {
+  switch (ssl_ ? tlsRead(ssl_, in_, cap, got) : readInto(fd_, in_, cap, got)) {
     case IoResult::WouldBlock:
       client_readable_ = false;
       break;
@@ -233,7 +255,8 @@ bool DownstreamConnection::readClient() {
 bool DownstreamConnection::flushClient() {
   if (evbuffer_get_length(out_) == 0 || client_error_) return false;
   size_t written = 0;
-  if (writeFrom(fd_, out_, written) == IoResult::Error) client_error_ = true;
+  IoResult r = ssl_ ? tlsWrite(ssl_, out_, written) : writeFrom(fd_, out_, written);
+  if (r == IoResult::Error) client_error_ = true;
   if (written > 0) client_activity_ = std::chrono::steady_clock::now();
   return written > 0;
 }
@@ -365,7 +388,7 @@ void DownstreamConnection::writeRequestHead() {
   evbuffer_drain(request_out_, evbuffer_get_length(request_out_));
   const std::string& default_host =
       pool_->servers.empty() ? listener_name_ : pool_->servers.front()->address;
-  ForwardInfo info{peer_ip_, "http", request_id_, default_host};
+  ForwardInfo info{peer_ip_, ssl_ ? "https" : "http", request_id_, default_host};
   writeUpstreamRequestHead(request_parser_.head(), target_, info, request_out_);
 }
 

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include <chrono>
 #include <memory>
@@ -25,8 +26,9 @@ class Worker;
 
 class DownstreamConnection : public UpstreamConnection::Handler {
  public:
+  // Takes ownership of `ssl` (null for plain HTTP), already bound to `fd`.
   DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer, std::string listener,
-                       ListenerCells* listener_metrics);
+                       ListenerCells* listener_metrics, SSL* ssl);
   ~DownstreamConnection() override;
   DownstreamConnection(const DownstreamConnection&) = delete;
   DownstreamConnection& operator=(const DownstreamConnection&) = delete;
@@ -51,6 +53,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // Runs the connection until no progress is possible; may destroy `this`
   // (the caller must return right after).
   void pump();
+  // TLS: drives the handshake; false while it is not done (or failed).
+  bool handshake();
   bool readClient();
   bool flushClient();
   bool parseRequestHead();
@@ -86,6 +90,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   uint64_t client_hash_;
   std::string listener_name_;
   ListenerCells* listener_metrics_;
+  SSL* ssl_;
+  bool handshake_done_;
   std::shared_ptr<const Runtime> runtime_;
   const ListenerRuntime* listener_ = nullptr;
   Phase phase_ = Phase::AwaitingRequest;

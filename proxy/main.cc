@@ -31,14 +31,12 @@ enum ExitCode { kOk = 0, kConfigError = 1, kUsageError = 2, kStartFailure = 3 };
 // server addresses resolve. Returns the runtime when all is well.
 std::shared_ptr<const crest::proxy::Runtime> loadAll(
     const std::string& path, crest::proxy::Metrics& metrics,
+    const std::shared_ptr<crest::tls::TicketKeys>& tickets,
     std::vector<crest::conf::ConfigError>& errors) {
   auto loaded = crest::conf::loadConfigFile(path);
   errors = loaded.errors;
   if (!errors.empty()) return nullptr;
-  for (const auto& l : loaded.config->listeners) {
-    if (l.tls) crest::tls::buildServerContext(*l.tls, path, errors);
-  }
-  auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, metrics, errors);
+  auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, metrics, tickets, errors);
   return errors.empty() ? runtime : nullptr;
 }
 
@@ -84,19 +82,10 @@ int main(int argc, char** argv) {
 
   crest::proxy::Server server(config_path);
   std::vector<crest::conf::ConfigError> errors;
-  auto runtime = loadAll(config_path, server.metrics(), errors);
+  auto runtime = loadAll(config_path, server.metrics(), server.ticketKeys(), errors);
   if (!runtime) {
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.format().c_str());
     return kConfigError;
-  }
-  for (const auto& l : runtime->config().listeners) {
-    if (l.tls && !check) {
-      std::fprintf(
-          stderr,
-          "%s: listeners: listener %s: TLS termination is not available in this build yet\n",
-          config_path.c_str(), l.name.c_str());
-      return kConfigError;
-    }
   }
   if (check) {
     std::printf("configuration OK\n");

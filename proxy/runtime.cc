@@ -20,6 +20,7 @@ std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::s
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config> config,
                                               const Runtime* previous, uint64_t generation,
                                               Metrics& metrics,
+                                              const std::shared_ptr<tls::TicketKeys>& tickets,
                                               std::vector<conf::ConfigError>& errors) {
   auto rt = std::shared_ptr<Runtime>(new Runtime());
   rt->config_ = std::move(config);
@@ -58,7 +59,9 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     return nullptr;  // the loader has checked every name
   };
   for (const auto& l : cfg.listeners) {
-    ListenerRuntime lr{&l, Router(l.routes), {}, {}};
+    ListenerRuntime lr{&l, nullptr, Router(l.routes), {}, {}};
+    // Certificates are read again on every load: a reload picks up renewed files.
+    if (l.tls) lr.tls = tls::ServerTls::build(*l.tls, tickets, cfg.path, errors);
     for (const auto& p : rt->pools_)
       lr.request_cells.push_back(metrics.requestCells(l.name, p.config->name));
     lr.request_cells.push_back(metrics.requestCells(l.name, ""));
@@ -80,6 +83,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     }
     rt->listeners_.push_back(std::move(lr));
   }
+  if (errors.size() != errors_before) return nullptr;
   return rt;
 }
 

@@ -15,6 +15,7 @@
 #include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/socket_io.h"
+#include "tls/tls_context.h"
 
 namespace crest::proxy {
 
@@ -54,6 +55,7 @@ struct RouteTarget {
 
 struct ListenerRuntime {
   const conf::Listener* config = nullptr;
+  std::shared_ptr<const tls::ServerTls> tls;  // null for plain HTTP
   Router router;
   std::vector<RouteTarget> routes;  // parallel to config->routes
   // Request counters of this listener by pool index; the last entry is for
@@ -72,6 +74,7 @@ class Runtime {
   static std::shared_ptr<const Runtime> build(std::shared_ptr<const conf::Config> config,
                                               const Runtime* previous, uint64_t generation,
                                               Metrics& metrics,
+                                              const std::shared_ptr<tls::TicketKeys>& tickets,
                                               std::vector<conf::ConfigError>& errors);
 
   const conf::Config& config() const { return *config_; }

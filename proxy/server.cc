@@ -190,6 +190,11 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
       event_active(worker_exit_, EV_READ, 0);
     });
   }
+  // Ticket keys rotate every 12 hours; tickets resume for up to 24.
+  event* rotate = event_new(base_, -1, EV_PERSIST, &Server::onRotateTicketKeys, this);
+  timeval twelve_hours{12 * 3600, 0};
+  event_add(rotate, &twelve_hours);
+  events_.push_back(rotate);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     event* e = evsignal_new(base_, sig, &Server::onSignal, this);
     event_add(e, nullptr);
@@ -245,6 +250,10 @@ void Server::onShutdownTimeout(evutil_socket_t, short, void* arg) {
   for (auto& w : self->workers_) w->forceStop();
 }
 
+void Server::onRotateTicketKeys(evutil_socket_t, short, void* arg) {
+  static_cast<Server*>(arg)->ticket_keys_->rotate();
+}
+
 void Server::onWorkerExit(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Server*>(arg);
   if (self->workers_running_.load() == 0) event_base_loopbreak(self->base_);
@@ -281,8 +290,8 @@ void Server::reload() {
   std::vector<conf::ConfigError> errors = loaded.errors;
   std::shared_ptr<const Runtime> next;
   if (errors.empty()) {
-    next =
-        Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, metrics_, errors);
+    next = Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, metrics_,
+                          ticket_keys_, errors);
   }
   // Listeners the new file adds are bound before anything changes: a port
   // that cannot be had fails the reload, and the old configuration stays.

@@ -34,11 +34,14 @@ class Server {
 
   // The metrics every Runtime of this process counts into.
   Metrics& metrics() { return metrics_; }
+  // The session ticket keys every TLS listener of this process shares.
+  const std::shared_ptr<tls::TicketKeys>& ticketKeys() const { return ticket_keys_; }
 
  private:
   static void onSignal(evutil_socket_t sig, short what, void* arg);
   static void onShutdownTimeout(evutil_socket_t fd, short what, void* arg);
   static void onWorkerExit(evutil_socket_t fd, short what, void* arg);
+  static void onRotateTicketKeys(evutil_socket_t fd, short what, void* arg);
   void reload();
   // Binds one socket per worker for `listener`, appending to out[worker];
   // false with `error` (and nothing left open) on failure.
@@ -59,6 +62,7 @@ class Server {
   std::unique_ptr<health::LibeventDispatcher> dispatcher_;
   std::unique_ptr<health::HttpProber> prober_;
   Metrics metrics_;
+  std::shared_ptr<tls::TicketKeys> ticket_keys_ = std::make_shared<tls::TicketKeys>();
   HealthReporter health_reporter_{metrics_};
   std::unique_ptr<health::HealthChecker> health_checker_;
   std::vector<event*> events_;

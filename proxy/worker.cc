@@ -132,7 +132,14 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     int one = 1;
     setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     a->metrics->connections_total.add();
-    auto* conn = new DownstreamConnection(*w, client, peer, a->listener, a->metrics);
+    SSL* ssl = nullptr;
+    const ListenerRuntime* listener = w->runtime_->findListener(a->listener);
+    if (listener != nullptr && listener->tls) {
+      ssl = listener->tls->newSession();
+      SSL_set_fd(ssl, client);
+      SSL_set_accept_state(ssl);
+    }
+    auto* conn = new DownstreamConnection(*w, client, peer, a->listener, a->metrics, ssl);
     w->connections_.insert(conn);
     conn->start();
   }

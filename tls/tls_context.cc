@@ -3,19 +3,24 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 namespace crest::tls {
 namespace {
 
-// Mozilla "intermediate": ECDHE with AEAD ciphers for TLS 1.2.
+// Mozilla "intermediate": ECDHE with AEAD ciphers for TLS 1.2 (TLS 1.3 suites are all AEAD).
 constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kGroups = "X25519:P-256:P-384";
+constexpr unsigned char kSessionContext[] = "crest";
 
 std::string opensslError() {
   unsigned long code = ERR_get_error();
@@ -42,7 +47,40 @@ bool readable(const std::string& path, std::string& why) {
   return true;
 }
 
-// Loads one certificate (with its chain) and key into ctx; false with errors.
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+X509* readLeaf(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return nullptr;
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  return x;
+}
+
+SslCtxPtr newContext(const conf::TlsConfig& config) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return nullptr;
+  SSL_CTX* c = ctx.get();
+  SSL_CTX_set_min_proto_version(c, config.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(
+      c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Release read and write buffers of idle connections; let a write resume
+  // from a moved buffer (the proxy coalesces records from an evbuffer).
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_cipher_list(c, kTls12Ciphers);
+  SSL_CTX_set1_groups_list(c, kGroups);
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_session_id_context(c, kSessionContext, sizeof kSessionContext - 1);
+  SSL_CTX_sess_set_cache_size(c, 20000);
+  SSL_CTX_set_timeout(c, 12 * 3600);
+  return ctx;
+}
+
+// Loads one certificate (with its chain) and its key into ctx.
 bool addCertificate(SSL_CTX* ctx, const conf::TlsCertificate& c, const std::string& file,
                     std::vector<conf::ConfigError>& errors) {
   std::string why;
@@ -85,24 +123,123 @@ bool addCertificate(SSL_CTX* ctx, const conf::TlsCertificate& c, const std::stri
 
 }  // namespace
 
-SslCtxPtr buildServerContext(const conf::TlsConfig& tls, const std::string& config_file,
-                             std::vector<conf::ConfigError>& errors) {
-  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) {
-    errors.push_back(
-        conf::ConfigError{config_file, 0, 0, "", "cannot create TLS context: " + opensslError()});
-    return nullptr;
+std::vector<std::string> certificateNames(X509* cert) {
+  std::vector<std::string> names;
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
+      if (name->type != GEN_DNS) continue;
+      const auto* data = ASN1_STRING_get0_data(name->d.dNSName);
+      names.push_back(lower(std::string(reinterpret_cast<const char*>(data),
+                                        static_cast<size_t>(ASN1_STRING_length(name->d.dNSName)))));
+    }
+    GENERAL_NAMES_free(sans);
   }
-  SSL_CTX_set_min_proto_version(ctx.get(),
-                                tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(
-      ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_cipher_list(ctx.get(), kTls12Ciphers);
-  size_t before = errors.size();
-  for (const auto& c : tls.certificates) addCertificate(ctx.get(), c, config_file, errors);
-  if (errors.size() != before) return nullptr;
-  return ctx;
+  if (names.empty()) {
+    char cn[256];
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
+      names.push_back(lower(cn));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::shared_ptr<const ServerTls> ServerTls::build(const conf::TlsConfig& config,
+                                                  std::shared_ptr<TicketKeys> tickets,
+                                                  const std::string& config_file,
+                                                  std::vector<conf::ConfigError>& errors) {
+  auto tls = std::shared_ptr<ServerTls>(new ServerTls());
+  tls->tickets_ = std::move(tickets);
+  for (const auto& proto : config.alpn) {
+    tls->alpn_.push_back(static_cast<unsigned char>(proto.size()));
+    tls->alpn_.insert(tls->alpn_.end(), proto.begin(), proto.end());
+  }
+  size_t errors_before = errors.size();
+  // Certificates with the same names share a context: RSA and ECDSA side by side.
+  std::map<std::vector<std::string>, SSL_CTX*> by_names;
+  for (const auto& c : config.certificates) {
+    std::vector<std::string> names;
+    if (X509* leaf = readLeaf(c.cert)) {
+      names = certificateNames(leaf);
+      X509_free(leaf);
+    }
+    SSL_CTX* ctx = nullptr;
+    auto found = by_names.find(names);
+    if (found != by_names.end() && !names.empty()) {
+      ctx = found->second;
+    } else {
+      SslCtxPtr fresh = newContext(config);
+      if (!fresh) {
+        errors.push_back({config_file, c.mark.line, c.mark.column, c.field_path,
+                          "cannot create a TLS context: " + opensslError()});
+        continue;
+      }
+      ctx = fresh.get();
+      tls->contexts_.push_back(std::move(fresh));
+      by_names[names] = ctx;
+      for (const auto& n : names) {
+        auto& table = n.starts_with("*.") ? tls->wildcard_ : tls->exact_;
+        table.emplace(n.starts_with("*.") ? n.substr(1) : n,
+                      ctx);  // the first certificate naming it wins
+      }
+    }
+    addCertificate(ctx, c, config_file, errors);
+  }
+  if (errors.size() != errors_before || tls->contexts_.empty()) return nullptr;
+  for (auto& ctx : tls->contexts_) {
+    SSL_CTX_set_app_data(ctx.get(), tls.get());
+    SSL_CTX_set_tlsext_servername_callback(ctx.get(), &ServerTls::onServerName);
+    SSL_CTX_set_tlsext_servername_arg(ctx.get(), tls.get());
+    SSL_CTX_set_alpn_select_cb(ctx.get(), &ServerTls::onAlpn, tls.get());
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx.get(), &ServerTls::onTicket);
+  }
+  return tls;
+}
+
+SSL* ServerTls::newSession() const {
+  return SSL_new(contexts_.front().get());
+}
+
+SSL_CTX* ServerTls::contextFor(const std::string& server_name) const {
+  std::string name = lower(server_name);
+  auto exact = exact_.find(name);
+  if (exact != exact_.end()) return exact->second;
+  size_t dot = name.find('.');
+  if (dot != std::string::npos) {
+    auto wild = wildcard_.find(name.substr(dot));
+    if (wild != wildcard_.end()) return wild->second;
+  }
+  return contexts_.front().get();
+}
+
+int ServerTls::onServerName(SSL* ssl, int*, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  SSL_CTX* ctx = static_cast<const ServerTls*>(arg)->contextFor(name);
+  if (ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int ServerTls::onAlpn(SSL*, const unsigned char** out, unsigned char* outlen,
+                      const unsigned char* in, unsigned int inlen, void* arg) {
+  const auto* self = static_cast<const ServerTls*>(arg);
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, self->alpn_.data(),
+                            static_cast<unsigned int>(self->alpn_.size()), in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // no common protocol: carry on without ALPN
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int ServerTls::onTicket(SSL* ssl, unsigned char* key_name, unsigned char* iv,
+                        EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
+  auto* self = static_cast<const ServerTls*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  return self->tickets_->onTicket(key_name, iv, cipher, mac, encrypt);
 }
 
 }  // namespace crest::tls

@@ -66,7 +66,7 @@ TEST_CASE("tls: RSA and ECDSA certificates load") {
   conf::TlsConfig tls;
   tls.certificates = {dir.cert("rsa.pem", "rsa.key"), dir.cert("ec.pem", "ec.key")};
   std::vector<conf::ConfigError> errors;
-  auto ctx = tls::buildServerContext(tls, "crest.yaml", errors);
+  auto ctx = tls::ServerTls::build(tls, std::make_shared<tls::TicketKeys>(), "crest.yaml", errors);
   CHECK(errors.empty());
   CHECK(ctx != nullptr);
 }
@@ -76,7 +76,8 @@ TEST_CASE("tls: a missing file names the field and the path") {
   conf::TlsConfig tls;
   tls.certificates = {dir.cert("none.pem", "none.key")};
   std::vector<conf::ConfigError> errors;
-  CHECK(tls::buildServerContext(tls, "crest.yaml", errors) == nullptr);
+  CHECK(tls::ServerTls::build(tls, std::make_shared<tls::TicketKeys>(), "crest.yaml", errors) ==
+        nullptr);
   REQUIRE(errors.size() == 2);
   CHECK(errors[0].format() ==
         "crest.yaml:7:11: listeners[0].tls.certificates[0].cert: cannot read " + dir.path +
@@ -91,7 +92,8 @@ TEST_CASE("tls: a key that does not match its certificate is refused") {
   conf::TlsConfig tls;
   tls.certificates = {dir.cert("one.pem", "two.key")};
   std::vector<conf::ConfigError> errors;
-  CHECK(tls::buildServerContext(tls, "crest.yaml", errors) == nullptr);
+  CHECK(tls::ServerTls::build(tls, std::make_shared<tls::TicketKeys>(), "crest.yaml", errors) ==
+        nullptr);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message.find("does not match certificate") != std::string::npos);
 }
@@ -102,7 +104,8 @@ TEST_CASE("tls: an expired certificate is refused") {
   conf::TlsConfig tls;
   tls.certificates = {dir.cert("old.pem", "old.key")};
   std::vector<conf::ConfigError> errors;
-  CHECK(tls::buildServerContext(tls, "crest.yaml", errors) == nullptr);
+  CHECK(tls::ServerTls::build(tls, std::make_shared<tls::TicketKeys>(), "crest.yaml", errors) ==
+        nullptr);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message.find("has expired") != std::string::npos);
 }
@@ -115,7 +118,8 @@ TEST_CASE("tls: a file that is not PEM is refused") {
   conf::TlsConfig tls;
   tls.certificates = {dir.cert("bad.pem", "bad.key")};
   std::vector<conf::ConfigError> errors;
-  CHECK(tls::buildServerContext(tls, "crest.yaml", errors) == nullptr);
+  CHECK(tls::ServerTls::build(tls, std::make_shared<tls::TicketKeys>(), "crest.yaml", errors) ==
+        nullptr);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message.find("not a PEM certificate") == 0);
 }

@@ -1,0 +1,73 @@
+#include "proxy/tls_io.h"
+
+#include <openssl/err.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace crest::proxy {
+namespace {
+
+constexpr size_t kRecord = 16 * 1024;
+
+IoResult classify(SSL* ssl, int rc) {
+  switch (SSL_get_error(ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      return IoResult::WouldBlock;
+    case SSL_ERROR_ZERO_RETURN:
+      return IoResult::Closed;
+    case SSL_ERROR_SYSCALL:
+      ERR_clear_error();
+      // EOF without close_notify is how most clients hang up.
+      return errno == 0 ? IoResult::Closed : IoResult::Error;
+    default:
+      ERR_clear_error();
+      return IoResult::Error;
+  }
+}
+
+}  // namespace
+
+IoResult tlsHandshake(SSL* ssl) {
+  errno = 0;
+  int rc = SSL_do_handshake(ssl);
+  if (rc == 1) return IoResult::Progress;
+  IoResult r = classify(ssl, rc);
+  return r == IoResult::Closed ? IoResult::Error : r;
+}
+
+IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read) {
+  bytes_read = 0;
+  while (evbuffer_get_length(buffer) < cap) {
+    evbuffer_iovec vec;
+    if (evbuffer_reserve_space(buffer, kRecord, &vec, 1) < 1) return IoResult::Error;
+    errno = 0;
+    int n = SSL_read(ssl, vec.iov_base, static_cast<int>(std::min(vec.iov_len, kRecord)));
+    if (n <= 0) {
+      evbuffer_commit_space(buffer, &vec, 0);
+      return classify(ssl, n);
+    }
+    vec.iov_len = static_cast<size_t>(n);
+    evbuffer_commit_space(buffer, &vec, 1);
+    bytes_read += static_cast<size_t>(n);
+  }
+  return IoResult::Progress;
+}
+
+IoResult tlsWrite(SSL* ssl, evbuffer* buffer, size_t& bytes_written) {
+  bytes_written = 0;
+  while (evbuffer_get_length(buffer) > 0) {
+    size_t n = std::min(evbuffer_get_length(buffer), kRecord);
+    // Makes up to one record contiguous: a copy only when it spans several chains.
+    unsigned char* data = evbuffer_pullup(buffer, static_cast<ev_ssize_t>(n));
+    errno = 0;
+    int sent = SSL_write(ssl, data, static_cast<int>(n));
+    if (sent <= 0) return classify(ssl, sent);
+    evbuffer_drain(buffer, static_cast<size_t>(sent));
+    bytes_written += static_cast<size_t>(sent);
+  }
+  return IoResult::Progress;
+}
+
+}  // namespace crest::proxy
