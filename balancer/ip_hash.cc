@@ -45,14 +45,25 @@ IpHashBalancer::IpHashBalancer(std::vector<Member> members) {
     }
   }
   sortByPosition(ring_);
+  bucket_start_.resize((1u << 16) + 1);
+  size_t index = 0;
+  for (uint32_t bucket = 0; bucket <= (1u << 16); ++bucket) {
+    while (index < ring_.size() && (ring_[index].position >> 16) < bucket) ++index;
+    bucket_start_[bucket] = static_cast<uint32_t>(index);
+  }
+}
+
+size_t IpHashBalancer::firstAtOrAfter(uint32_t position) const {
+  auto begin = ring_.begin() + bucket_start_[position >> 16];
+  auto end = ring_.begin() + bucket_start_[(position >> 16) + 1];
+  auto it = std::lower_bound(begin, end, position, [](const Point& p, uint32_t h) { return p.position < h; });
+  return static_cast<size_t>(it - ring_.begin());
 }
 
 Server* IpHashBalancer::pick(const PickContext& ctx, const TriedSet& tried) const {
   if (ring_.empty()) return nullptr;
   const auto position = static_cast<uint32_t>(ctx.client_hash >> 32);
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), position,
-                             [](const Point& p, uint32_t h) { return p.position < h; });
-  size_t index = static_cast<size_t>(it - ring_.begin());
+  size_t index = firstAtOrAfter(position);
   for (size_t k = 0; k < ring_.size(); ++k) {
     Server* s = servers_[ring_[(index + k) % ring_.size()].member];
     if (eligible(s, tried)) return s;

@@ -29,9 +29,14 @@ class IpHashBalancer : public Balancer {
     uint32_t member;  // index into servers_
   };
   static void sortByPosition(std::vector<Point>& points);
+  // First ring index whose position is at or after `position`.
+  size_t firstAtOrAfter(uint32_t position) const;
 
   std::vector<Server*> servers_;
   std::vector<Point> ring_;  // sorted by position
+  // bucket_start_[b]: first ring index whose position's top 16 bits are >= b,
+  // so a lookup searches a handful of points instead of the whole ring.
+  std::vector<uint32_t> bucket_start_;
 };
 
 }  // namespace crest::balancer

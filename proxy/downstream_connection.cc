@@ -278,6 +278,11 @@ bool DownstreamConnection::parseRequestHead() {
       respond(request_parser_.errorStatus(), request_parser_.errorReason());
       return true;
     default:
+      if (client_eof_ && request_parser_.started() && evbuffer_get_length(in_) == 0) {
+        // The client stopped sending (half-close) in the middle of a head.
+        respond(400, "the request head ended before its blank line");
+        return true;
+      }
       if (client_eof_) {
         closeNow();
         return true;
