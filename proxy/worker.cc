@@ -47,19 +47,22 @@ void Worker::removeListener(const std::string& name, std::chrono::milliseconds d
     if (connections_.count(c)) c->drain();
   }
   // What is still busy when the drain time is up is closed.
-  auto* closer = new std::pair<Worker*, std::string>(this, name);
+  auto timer = std::make_unique<DrainTimer>(DrainTimer{this, name, nullptr});
+  timer->ev = evtimer_new(base_, &Worker::onDrainDeadline, timer.get());
   timeval tv{static_cast<time_t>(drain_timeout.count() / 1000),
              static_cast<suseconds_t>((drain_timeout.count() % 1000) * 1000)};
-  event_base_once(
-      base_, -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* arg) {
-        std::unique_ptr<std::pair<Worker*, std::string>> job(
-            static_cast<std::pair<Worker*, std::string>*>(arg));
-        for (auto* c : job->first->connectionsOf(job->second)) {
-          if (job->first->connections_.count(c)) c->abort();
-        }
-      },
-      closer, &tv);
+  evtimer_add(timer->ev, &tv);
+  drain_timers_.push_back(std::move(timer));
+}
+
+void Worker::onDrainDeadline(evutil_socket_t, short, void* arg) {
+  auto* timer = static_cast<DrainTimer*>(arg);
+  Worker* self = timer->worker;
+  for (auto* c : self->connectionsOf(timer->listener)) {
+    if (self->connections_.count(c)) c->abort();
+  }
+  event_free(timer->ev);
+  std::erase_if(self->drain_timers_, [timer](const auto& t) { return t.get() == timer; });
 }
 
 std::vector<DownstreamConnection*> Worker::connectionsOf(const std::string& name) const {
@@ -80,6 +83,8 @@ Worker::~Worker() {
     event_free(a->ev);
     ::close(a->fd);
   }
+  for (auto& t : drain_timers_) event_free(t->ev);
+  drain_timers_.clear();
   event_free(tasks_event_);
   event_base_free(base_);
 }

@@ -80,6 +80,13 @@ class Worker {
     ListenerCells* metrics;
     event* ev;
   };
+  // Closes what a removed listener still has open when its drain time is up.
+  struct DrainTimer {
+    Worker* worker;
+    std::string listener;
+    event* ev;
+  };
+  static void onDrainDeadline(evutil_socket_t fd, short what, void* arg);
   static void onAccept(evutil_socket_t fd, short what, void* arg);
   void addAcceptor(const ListenSocket& socket);
   void removeListener(const std::string& name, std::chrono::milliseconds drain_timeout);
@@ -91,6 +98,7 @@ class Worker {
   event_base* base_;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::vector<std::unique_ptr<DrainTimer>> drain_timers_;
   UpstreamPool upstream_pool_;
   std::unordered_set<DownstreamConnection*> connections_;
   event* tasks_event_;

@@ -69,17 +69,19 @@ class ReloadTest(CrestTestCase):
                     errors.append(repr(e))
                     c = None
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in (True, False, True)]
+        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in (True, False, True)]
         for t in threads:
             t.start()
-        for i in range(6):
+        try:
+            for i in range(6):
+                time.sleep(0.3)
+                self.reload(self.config(3 if i % 2 == 0 else 1, extra_route=i % 2 == 0))
+                self.wait_generation(i + 2)
             time.sleep(0.3)
-            self.reload(self.config(3 if i % 2 == 0 else 1, extra_route=i % 2 == 0))
-            self.wait_generation(i + 2)
-        time.sleep(0.3)
-        stop.set()
-        for t in threads:
-            t.join()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
         self.assertEqual(errors, [])
         self.assertGreater(sum(done.values()), 1000, done)
         self.assertIn("reload: generation 2 applied (pools changed: web; routes changed)", self.proc.log())
