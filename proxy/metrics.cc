@@ -39,6 +39,7 @@ double load(const std::atomic<uint64_t>& v) {
 }  // namespace
 
 void HistogramCell::observe(std::chrono::steady_clock::duration d) {
+  if (!kCountMetrics) return;
   double seconds = std::chrono::duration<double>(d).count();
   size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;

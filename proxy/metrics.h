@@ -22,14 +22,24 @@ namespace crest::proxy {
 
 class Runtime;
 
+#ifdef CREST_NO_METRICS
+constexpr bool kCountMetrics = false;
+#else
+constexpr bool kCountMetrics = true;
+#endif
+
 struct CounterCell {
   std::atomic<uint64_t> value{0};
-  void add(uint64_t n = 1) { value.fetch_add(n, std::memory_order_relaxed); }
+  void add(uint64_t n = 1) {
+    if (kCountMetrics) value.fetch_add(n, std::memory_order_relaxed);
+  }
 };
 
 struct GaugeCell {
   std::atomic<int64_t> value{0};
-  void add(int64_t n) { value.fetch_add(n, std::memory_order_relaxed); }
+  void add(int64_t n) {
+    if (kCountMetrics) value.fetch_add(n, std::memory_order_relaxed);
+  }
 };
 
 // Request durations, 0.5 ms to 10 s.
