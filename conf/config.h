@@ -28,6 +28,8 @@ struct Limits {
   uint64_t max_header_bytes = 16 * 1024;
   uint32_t max_headers = 100;
   uint64_t max_request_body = 0;  // 0 = unlimited
+  uint32_t max_connections =
+      0;  // client connections, all listeners; 0 = auto (half the open-files limit)
 };
 
 struct UpstreamTimeouts {

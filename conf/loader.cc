@@ -115,7 +115,8 @@ class Loader {
   }
 
   void readLimits(const YAML::Node& node, const std::string& path) {
-    MapReader r(errors_, node, path, {"max_header_bytes", "max_headers", "max_request_body"});
+    MapReader r(errors_, node, path,
+                {"max_header_bytes", "max_headers", "max_request_body", "max_connections"});
     auto& l = config_.limits;
     if (r.readSize("max_header_bytes", l.max_header_bytes) &&
         (l.max_header_bytes < 256 || l.max_header_bytes > (64u << 20))) {
@@ -124,6 +125,7 @@ class Loader {
     }
     r.readUint("max_headers", l.max_headers, 1, 10000);
     r.readSize("max_request_body", l.max_request_body);
+    r.readUint("max_connections", l.max_connections, 0, 10000000);
   }
 
   // Durations that must be positive.

@@ -172,6 +172,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
       family("crest_downstream_connections_active", "Open client connections", MetricType::Gauge);
   auto conns_total = family("crest_downstream_connections_total", "Accepted client connections",
                             MetricType::Counter);
+  auto rejected =
+      family("crest_downstream_connections_rejected_total",
+             "Client connections closed at accept because limits.max_connections was reached",
+             MetricType::Counter);
   auto tls = family("crest_tls_handshakes_total", "TLS handshakes by result", MetricType::Counter);
   for (const auto& [listener, cells] : listeners_) {
     conns_active.metric.push_back(
@@ -179,14 +183,16 @@ std::vector<MetricFamily> Metrics::Collect() const {
                static_cast<double>(cells->connections_active.value.load()), MetricType::Gauge));
     conns_total.metric.push_back(sample({{"listener", listener}},
                                         load(cells->connections_total.value), MetricType::Counter));
+    rejected.metric.push_back(sample({{"listener", listener}},
+                                     load(cells->connections_rejected.value), MetricType::Counter));
     tls.metric.push_back(sample({{"listener", listener}, {"result", "ok"}},
                                 load(cells->tls_ok.value), MetricType::Counter));
     tls.metric.push_back(sample({{"listener", listener}, {"result", "error"}},
                                 load(cells->tls_error.value), MetricType::Counter));
   }
 
-  std::vector<MetricFamily> out = {requests, duration, upstream,     connect_errors, active,
-                                   up,       checks,   conns_active, conns_total,    tls};
+  std::vector<MetricFamily> out = {requests, duration,     upstream,    connect_errors, active, up,
+                                   checks,   conns_active, conns_total, rejected,       tls};
   for (auto& f : registry_->Collect()) out.push_back(std::move(f));
   return out;
 }

@@ -66,6 +66,7 @@ struct RequestCells {
 
 struct ListenerCells {
   CounterCell connections_total;
+  CounterCell connections_rejected;  // closed at accept: limits.max_connections reached
   GaugeCell connections_active;
   CounterCell tls_ok;
   CounterCell tls_error;

@@ -2,6 +2,7 @@
 
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <thread>
@@ -178,13 +179,14 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
       return 3;
     }
   }
+  applyConnectionLimit(cfg);
   worker_exit_ = event_new(base_, -1, EV_PERSIST, &Server::onWorkerExit, this);
   event_add(worker_exit_, nullptr);
   events_.push_back(worker_exit_);
   for (uint32_t w = 0; w < workers; ++w) {
-    workers_.push_back(std::make_unique<Worker>(static_cast<int>(w), runtime_,
-                                                std::move(sockets[w]),
-                                                access_log_ ? access_log_->fd() : -1));
+    workers_.push_back(
+        std::make_unique<Worker>(static_cast<int>(w), runtime_, std::move(sockets[w]),
+                                 access_log_ ? access_log_->fd() : -1, connection_budget_));
     workers_.back()->onExit([this] {
       workers_running_.fetch_sub(1);
       event_active(worker_exit_, EV_READ, 0);
@@ -259,6 +261,21 @@ void Server::onWorkerExit(evutil_socket_t, short, void* arg) {
   if (self->workers_running_.load() == 0) event_base_loopbreak(self->base_);
 }
 
+void Server::applyConnectionLimit(const conf::Config& config) {
+  int64_t limit = config.limits.max_connections;
+  if (limit == 0) {
+    // Each client connection may hold a server connection too; keep some room
+    // for listeners, logs and health checks.
+    rlimit files{};
+    getrlimit(RLIMIT_NOFILE, &files);
+    limit = std::max<int64_t>(1, (static_cast<int64_t>(files.rlim_cur) - 64) / 2);
+  }
+  if (limit != connection_budget_.limit.exchange(limit)) {
+    log::info("max_connections: " + std::to_string(limit) +
+              (config.limits.max_connections ? "" : " (auto)"));
+  }
+}
+
 void Server::reopenAccessLog() {
   if (!access_log_) return;
   std::string error;
@@ -323,6 +340,7 @@ void Server::reload() {
     return;
   }
   applyAccessLogPath(next->config().access_log);
+  applyConnectionLimit(next->config());
   std::string changes = describeChanges(old, next->config(), added_names, removed_names);
   runtime_ = next;
   for (size_t w = 0; w < workers_.size(); ++w) {

@@ -62,6 +62,9 @@ class Server {
   std::unique_ptr<health::LibeventDispatcher> dispatcher_;
   std::unique_ptr<health::HttpProber> prober_;
   Metrics metrics_;
+  ConnectionBudget connection_budget_;
+  // limits.max_connections, or half the open-files limit when it is 0 (auto).
+  void applyConnectionLimit(const conf::Config& config);
   std::shared_ptr<tls::TicketKeys> ticket_keys_ = std::make_shared<tls::TicketKeys>();
   HealthReporter health_reporter_{metrics_};
   std::unique_ptr<health::HealthChecker> health_checker_;

@@ -14,11 +14,12 @@
 namespace crest::proxy {
 
 Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
-               int access_log_fd)
+               int access_log_fd, ConnectionBudget& budget)
     : index_(index),
       base_(event_base_new()),
       runtime_(std::move(runtime)),
       upstream_pool_(base_),
+      budget_(budget),
       random_(std::random_device{}()) {
   if (access_log_fd >= 0) access_log_ = std::make_unique<AccessLogWriter>(base_, access_log_fd);
   tasks_event_ = event_new(base_, -1, EV_PERSIST, &Worker::onTasks, this);
@@ -74,8 +75,10 @@ std::vector<DownstreamConnection*> Worker::connectionsOf(const std::string& name
 }
 
 Worker::~Worker() {
-  for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end()))
+  for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end())) {
     delete c;
+    budget_.give();
+  }
   connections_.clear();
   upstream_pool_.clear();
   access_log_.reset();
@@ -134,9 +137,14 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
       if (errno == EMFILE || errno == ENFILE) log::error("accept: out of file descriptors");
       return;
     }
+    a->metrics->connections_total.add();
+    if (!w->budget_.take()) {
+      a->metrics->connections_rejected.add();
+      ::close(client);
+      continue;
+    }
     int one = 1;
     setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    a->metrics->connections_total.add();
     SSL* ssl = nullptr;
     const ListenerRuntime* listener = w->runtime_->findListener(a->listener);
     if (listener != nullptr && listener->tls) {
@@ -153,6 +161,7 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
 void Worker::connectionClosed(DownstreamConnection* conn) {
   connections_.erase(conn);
   delete conn;
+  budget_.give();
   maybeExit();
 }
 

@@ -23,6 +23,20 @@ namespace crest::proxy {
 
 class DownstreamConnection;
 
+// Client connections open across all workers, against limits.max_connections.
+struct ConnectionBudget {
+  std::atomic<int64_t> open{0};
+  std::atomic<int64_t> limit{0};
+  // Counts a new connection; false (and nothing counted) when the limit is reached.
+  bool take() {
+    if (open.fetch_add(1, std::memory_order_relaxed) < limit.load(std::memory_order_relaxed))
+      return true;
+    open.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void give() { open.fetch_sub(1, std::memory_order_relaxed); }
+};
+
 struct ListenSocket {
   std::string listener;  // listener name
   int fd = -1;
@@ -33,7 +47,7 @@ class Worker {
  public:
   // `access_log_fd` < 0: no access log.
   Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
-         int access_log_fd);
+         int access_log_fd, ConnectionBudget& budget);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -106,6 +120,7 @@ class Worker {
   std::vector<std::function<void()>> tasks_;
   std::thread thread_;
   bool draining_ = false;
+  ConnectionBudget& budget_;
   std::function<void()> on_exit_;
   std::mt19937_64 random_;
   std::unique_ptr<AccessLogWriter> access_log_;
