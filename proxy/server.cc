@@ -184,9 +184,8 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   event_add(worker_exit_, nullptr);
   events_.push_back(worker_exit_);
   for (uint32_t w = 0; w < workers; ++w) {
-    workers_.push_back(
-        std::make_unique<Worker>(static_cast<int>(w), runtime_, std::move(sockets[w]),
-                                 access_log_ ? access_log_->fd() : -1, connection_budget_));
+    workers_.push_back(std::make_unique<Worker>(
+        runtime_, std::move(sockets[w]), access_log_ ? access_log_->fd() : -1, connection_budget_));
     workers_.back()->onExit([this] {
       workers_running_.fetch_sub(1);
       event_active(worker_exit_, EV_READ, 0);

@@ -13,10 +13,9 @@
 
 namespace crest::proxy {
 
-Worker::Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
+Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
                int access_log_fd, ConnectionBudget& budget)
-    : index_(index),
-      base_(event_base_new()),
+    : base_(event_base_new()),
       runtime_(std::move(runtime)),
       upstream_pool_(base_),
       budget_(budget),

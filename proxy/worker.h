@@ -46,7 +46,7 @@ struct ListenSocket {
 class Worker {
  public:
   // `access_log_fd` < 0: no access log.
-  Worker(int index, std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
+  Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
          int access_log_fd, ConnectionBudget& budget);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -108,7 +108,6 @@ class Worker {
   void runTasks();
   void maybeExit();
 
-  int index_;
   event_base* base_;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;

@@ -287,6 +287,11 @@ class CrestTestCase(unittest.TestCase):
     def crest(self, config, wait_port, args=()):
         c = Crest(config, self.tmpdir, wait_port, args)
         self.crests.append(c)
+        # Listeners accept into their backlog once bound; the admin port is
+        # bound a moment later, so wait for it too.
+        admin = getattr(self, "admin_port", None)
+        if wait_port and admin and f"127.0.0.1:{admin}" in config:
+            wait_for_port(admin)
         return c
 
     def simple_config(self, pools, routes=None, extra="", listen_port=None, admin_port=None,
