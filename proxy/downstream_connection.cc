@@ -384,8 +384,9 @@ const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
       split_key_, [&](size_t i) { return hasHealthyServer(*split.pools[i]); });
   if (fallback == split.pools.size())
     return split.pools[chosen];  // none healthy: its 503 says which
-  log::warn("split: pool " + split.pools[chosen]->config->name +
-            " has no healthy server, request sent to pool " + split.pools[fallback]->config->name);
+  // Counted, not logged: under load a down canary would flood the log; its
+  // servers' state changes are logged once by the health checks.
+  split.pools[chosen]->split_fallbacks->add();
   return split.pools[fallback];
 }
 
@@ -405,6 +406,7 @@ void DownstreamConnection::dispatch() {
       // request may still be served by another pool of the split, once.
       const PoolRuntime* other = choosePool(*route_target_);
       if (other != pool_) {
+        pool_->split_fallbacks->add();
         switched_pool_ = true;
         pool_ = other;
         tried_ = balancer::TriedSet();

@@ -87,6 +87,12 @@ ServerCells* Metrics::serverCells(const std::string& pool, const std::string& se
   return cell.get();
 }
 
+CounterCell* Metrics::splitFallbackCell(const std::string& pool) {
+  auto& cell = split_fallbacks_[pool];
+  if (!cell) cell = std::make_unique<CounterCell>();
+  return cell.get();
+}
+
 void Metrics::countReload(bool success, uint64_t generation, double unix_time) {
   if (success) {
     reload_success_->Increment();
@@ -172,6 +178,13 @@ std::vector<MetricFamily> Metrics::Collect() const {
       family("crest_downstream_connections_active", "Open client connections", MetricType::Gauge);
   auto conns_total = family("crest_downstream_connections_total", "Accepted client connections",
                             MetricType::Counter);
+  auto fallbacks =
+      family("crest_split_fallbacks_total",
+             "Requests a split sent to another pool because this one had no healthy server",
+             MetricType::Counter);
+  for (const auto& [pool, cell] : split_fallbacks_) {
+    fallbacks.metric.push_back(sample({{"pool", pool}}, load(cell->value), MetricType::Counter));
+  }
   auto rejected =
       family("crest_downstream_connections_rejected_total",
              "Client connections closed at accept because limits.max_connections was reached",
@@ -191,8 +204,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                 load(cells->tls_error.value), MetricType::Counter));
   }
 
-  std::vector<MetricFamily> out = {requests, duration,     upstream,    connect_errors, active, up,
-                                   checks,   conns_active, conns_total, rejected,       tls};
+  std::vector<MetricFamily> out = {requests,    duration, upstream, connect_errors,
+                                   active,      up,       checks,   conns_active,
+                                   conns_total, rejected, tls,      fallbacks};
   for (auto& f : registry_->Collect()) out.push_back(std::move(f));
   return out;
 }

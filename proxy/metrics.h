@@ -91,6 +91,8 @@ class Metrics : public prometheus::Collectable {
   RequestCells* requestCells(const std::string& listener, const std::string& pool);
   ListenerCells* listenerCells(const std::string& listener);
   ServerCells* serverCells(const std::string& pool, const std::string& server);
+  // Requests a split sent elsewhere because `pool` had no healthy server.
+  CounterCell* splitFallbackCell(const std::string& pool);
 
   // Main-thread metrics of configuration loads.
   void countReload(bool success, uint64_t generation, double unix_time);
@@ -105,6 +107,7 @@ class Metrics : public prometheus::Collectable {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<RequestCells>> requests_;
   std::map<std::string, std::unique_ptr<ListenerCells>> listeners_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerCells>> servers_;
+  std::map<std::string, std::unique_ptr<CounterCell>> split_fallbacks_;
   RuntimeSource runtime_;
 
   std::shared_ptr<prometheus::Registry> registry_;

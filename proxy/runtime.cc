@@ -32,6 +32,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     PoolRuntime pr;
     pr.config = &pool;
     pr.index = rt->pools_.size();
+    pr.split_fallbacks = metrics.splitFallbackCell(pool.name);
     std::vector<balancer::Member> members;
     for (const auto& s : pool.servers) {
       auto server = findServer(previous, pool.name, s.address.text);

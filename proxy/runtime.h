@@ -35,6 +35,7 @@ struct UpstreamServer : balancer::Server, std::enable_shared_from_this<UpstreamS
 
 struct PoolRuntime {
   const conf::Pool* config = nullptr;
+  CounterCell* split_fallbacks = nullptr;                // requests a split moved off this pool
   size_t index = 0;                                      // position in Runtime::pools()
   std::vector<std::shared_ptr<UpstreamServer>> servers;  // in configuration order
   std::unique_ptr<balancer::Balancer> balancer;

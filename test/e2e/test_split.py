@@ -83,7 +83,9 @@ class SplitTest(CrestTestCase):
             backends[r.header("X-Backend")] += 1
         self.assertEqual(statuses, {200: 100})
         self.assertEqual(backends, {"stable": 100})
-        self.assertIn("split: pool canary has no healthy server, request sent to pool stable", self.crests[0].log())
+        from harness import admin_get
+        metrics = admin_get(self.admin_port, "/metrics")[1]
+        self.assertRegex(metrics, r'crest_split_fallbacks_total\{pool="canary"\} [1-9]\d*')
 
 
 if __name__ == "__main__":
