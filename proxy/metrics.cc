@@ -69,28 +69,32 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Add({});
 }
 
-RequestCells* Metrics::requestCells(const std::string& listener, const std::string& pool) {
-  auto& cell = requests_[{listener, pool}];
-  if (!cell) cell = std::make_unique<RequestCells>();
+namespace {
+
+// The cell a map holds for `key`, made on first use; its address never changes.
+template <typename Map>
+auto* cellFor(Map& map, const typename Map::key_type& key) {
+  auto& cell = map[key];
+  if (!cell) cell = std::make_unique<typename Map::mapped_type::element_type>();
   return cell.get();
+}
+
+}  // namespace
+
+RequestCells* Metrics::requestCells(const std::string& listener, const std::string& pool) {
+  return cellFor(requests_, {listener, pool});
 }
 
 ListenerCells* Metrics::listenerCells(const std::string& listener) {
-  auto& cell = listeners_[listener];
-  if (!cell) cell = std::make_unique<ListenerCells>();
-  return cell.get();
+  return cellFor(listeners_, listener);
 }
 
 ServerCells* Metrics::serverCells(const std::string& pool, const std::string& server) {
-  auto& cell = servers_[{pool, server}];
-  if (!cell) cell = std::make_unique<ServerCells>();
-  return cell.get();
+  return cellFor(servers_, {pool, server});
 }
 
 CounterCell* Metrics::splitFallbackCell(const std::string& pool) {
-  auto& cell = split_fallbacks_[pool];
-  if (!cell) cell = std::make_unique<CounterCell>();
-  return cell.get();
+  return cellFor(split_fallbacks_, pool);
 }
 
 void Metrics::countReload(bool success, uint64_t generation, double unix_time) {
