@@ -78,10 +78,15 @@ class LimitsTest(CrestTestCase):
         grown = rss_kib() - baseline
         for s in sockets:
             s.close()
+        print(f"\nRSS growth with 200 clients not reading 8 MiB responses: {grown} KiB")
+        # Under AddressSanitizer freed memory sits in its quarantine (up to
+        # 256 MB): RSS then measures the sanitizer, so only plain builds are held to the bound.
+        with open(f"/proc/{pid}/maps") as f:
+            if "libasan" in f.read():
+                return
         # 200 clients x 8 MiB responses would be 1.6 GiB if buffered; the
         # per-connection window (256 KiB each way) bounds it far below.
         self.assertLess(grown, 200 * 700, f"RSS grew by {grown} KiB")
-        print(f"\nRSS growth with 200 clients not reading 8 MiB responses: {grown} KiB")
 
 
 if __name__ == "__main__":
