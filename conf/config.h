@@ -191,7 +191,4 @@ struct Config {
   }
 };
 
-// The balancing policies the configuration accepts, by their config names.
-inline constexpr const char* kBalanceNames[] = {"round_robin", "least_conn", "ip_hash"};
-
 }  // namespace crest::conf

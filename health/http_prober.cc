@@ -12,11 +12,6 @@
 namespace crest::health {
 namespace {
 
-std::string formatTimeout(std::chrono::milliseconds d) {
-  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s"
-                               : std::to_string(d.count()) + "ms";
-}
-
 // One probe in flight. Deletes itself after calling `done`.
 class Probe {
  public:
@@ -61,7 +56,8 @@ class Probe {
 
   void handle(short what) {
     if (!early_failure_.empty()) return finish(false, early_failure_);
-    if (what & EV_TIMEOUT) return finish(false, "timeout " + formatTimeout(target_.check->timeout));
+    if (what & EV_TIMEOUT)
+      return finish(false, "timeout " + conf::formatDuration(target_.check->timeout));
     if (!connected_) {
       int err = 0;
       socklen_t len = sizeof err;

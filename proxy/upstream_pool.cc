@@ -47,10 +47,4 @@ void UpstreamPool::clear() {
   idle_.clear();
 }
 
-size_t UpstreamPool::idleCount() const {
-  size_t n = 0;
-  for (const auto& [server, list] : idle_) n += list.size();
-  return n;
-}
-
 }  // namespace crest::proxy

@@ -31,8 +31,6 @@ class UpstreamPool {
   // Closes every idle connection (shutdown).
   void clear();
 
-  size_t idleCount() const;
-
  private:
   event_base* base_;
   std::unordered_map<const UpstreamServer*, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
