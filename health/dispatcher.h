@@ -3,6 +3,8 @@
 // one-shot timers. Production code uses LibeventDispatcher; tests drive a fake
 // whose clock moves only when told, so 60 simulated seconds take microseconds.
 
+#include <sys/time.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -10,6 +12,12 @@
 namespace crest::health {
 
 using Clock = std::chrono::steady_clock;
+
+// A duration as the timeval libevent's timers take.
+inline timeval toTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
 
 class Dispatcher {
  public:

@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "health/dispatcher.h"
+
 namespace crest::health {
 namespace {
 
@@ -31,8 +33,7 @@ class Probe {
                errno != EINPROGRESS) {
       failLater(connectReason(errno));
     } else {
-      auto ms = target_.check->timeout.count();
-      timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+      timeval tv = toTimeval(target_.check->timeout);
       event_add(ev_, &tv);
     }
   }

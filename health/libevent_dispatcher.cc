@@ -11,8 +11,7 @@ Dispatcher::TimerId LibeventDispatcher::schedule(std::chrono::milliseconds delay
   TimerId id = next_id_++;
   auto timer = std::make_unique<Timer>(Timer{this, id, nullptr, std::move(fn)});
   timer->ev = evtimer_new(base_, &LibeventDispatcher::onTimer, timer.get());
-  timeval tv{static_cast<time_t>(delay.count() / 1000),
-             static_cast<suseconds_t>((delay.count() % 1000) * 1000)};
+  timeval tv = toTimeval(delay);
   evtimer_add(timer->ev, &tv);
   timers_.emplace(id, std::move(timer));
   return id;

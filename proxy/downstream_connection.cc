@@ -7,6 +7,7 @@
 #include <cstring>
 #include <optional>
 
+#include "health/dispatcher.h"
 #include "proxy/header_rewrite.h"
 #include "proxy/health_reporter.h"
 #include "proxy/log.h"
@@ -14,6 +15,8 @@
 #include "proxy/worker.h"
 
 namespace crest::proxy {
+
+using health::toTimeval;
 namespace {
 
 using std::chrono::milliseconds;
@@ -22,11 +25,6 @@ using std::chrono::milliseconds;
 // for the other side, which bounds a slow peer's cost.
 constexpr size_t kHighWater = 256 * 1024;
 constexpr milliseconds kLinger{2000};
-
-timeval toTimeval(milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
 
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||

@@ -8,15 +8,13 @@
 #include <thread>
 
 #include "conf/loader.h"
+#include "health/dispatcher.h"
 #include "proxy/log.h"
 
 namespace crest::proxy {
-namespace {
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+using health::toTimeval;
+namespace {
 
 // A pool as far as a reload log cares: what would make it serve differently.
 std::string poolSignature(const conf::Pool& p) {

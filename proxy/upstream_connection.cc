@@ -7,17 +7,13 @@
 
 #include <cerrno>
 
+#include "health/dispatcher.h"
 #include "proxy/upstream_pool.h"
 
 namespace crest::proxy {
-namespace {
 
-timeval toTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
-}  // namespace
+using health::toTimeval;
+namespace {}  // namespace
 
 UpstreamConnection::UpstreamConnection(event_base* base, UpstreamPool& pool,
                                        std::shared_ptr<UpstreamServer> server)

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "health/dispatcher.h"
 #include "proxy/downstream_connection.h"
 #include "proxy/log.h"
 
@@ -49,8 +50,7 @@ void Worker::removeListener(const std::string& name, std::chrono::milliseconds d
   // What is still busy when the drain time is up is closed.
   auto timer = std::make_unique<DrainTimer>(DrainTimer{this, name, nullptr});
   timer->ev = evtimer_new(base_, &Worker::onDrainDeadline, timer.get());
-  timeval tv{static_cast<time_t>(drain_timeout.count() / 1000),
-             static_cast<suseconds_t>((drain_timeout.count() % 1000) * 1000)};
+  timeval tv = health::toTimeval(drain_timeout);
   evtimer_add(timer->ev, &tv);
   drain_timers_.push_back(std::move(timer));
 }
