@@ -80,6 +80,25 @@ bool splitAbsoluteForm(const std::string& target, std::string& host, std::string
 
 }  // namespace
 
+// A queued request's place in its pool's admission queue. The queue may
+// decide on any worker's thread; the decision is carried to the connection's
+// own worker, where `connection` is read and cleared.
+class AdmissionWaiter : public limits::AdmissionTicket,
+                        public std::enable_shared_from_this<AdmissionWaiter> {
+ public:
+  AdmissionWaiter(Worker& worker, DownstreamConnection* waiting)
+      : connection(waiting), worker_(worker) {}
+  void onDecided(State state) override {
+    worker_.post([self = shared_from_this(), state] {
+      if (self->connection != nullptr) self->connection->onAdmissionDecided(*self, state);
+    });
+  }
+  DownstreamConnection* connection;  // null once it stopped waiting; its worker's thread only
+
+ private:
+  Worker& worker_;
+};
+
 DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
                                            std::string listener, ListenerCells* listener_metrics,
                                            SSL* ssl)
@@ -105,6 +124,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
 DownstreamConnection::~DownstreamConnection() {
   listener_metrics_->connections_active.add(-1);
   releaseServer();
+  endAdmission();
   event_free(event_);
   event_free(timer_);
   if (ssl_ != nullptr) SSL_free(ssl_);
@@ -146,6 +166,8 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   if (self->phase_ == Phase::AwaitingRequest && self->request_parser_.started()) {
     self->respond(408, "the request head did not arrive within " +
                            conf::formatDuration(timeouts.client_header));
+  } else if (self->waiter_) {
+    self->settleWait(self->admission_->withdraw(*self->waiter_));
   } else if (self->phase_ == Phase::Proxying) {
     // Inactivity of the client while it owes us body bytes or reading; the
     // timer is re-armed lazily so I/O never touches it.
@@ -188,7 +210,12 @@ void DownstreamConnection::pump() {
     if (!handshake_done_ && !handshake()) break;
     bool progress = readClient();
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
-    if (phase_ == Phase::Proxying) progress |= forwardRequestBody();
+    // A queued request's body waits in the input buffer, behind its head.
+    if (phase_ == Phase::Proxying && !waiter_) progress |= forwardRequestBody();
+    if (waiter_ && (client_eof_ || client_error_)) {
+      closeNow();  // its client left: its place in the queue goes at once
+      break;
+    }
     if (phase_ == Phase::Proxying && upstream_) progress |= driveUpstream();
     progress |= flushClient();
     if (client_error_ && phase_ != Phase::Closed) {
@@ -343,9 +370,24 @@ void DownstreamConnection::startExchange() {
     return;
   }
   route_target_ = &listener_->routes[static_cast<size_t>(route)];
-  if (route_target_->split) split_key_ = splitKey(*route_target_->split, head);
+  route_ = &listener_->config->routes[static_cast<size_t>(route)];
+  if (route_target_->rate_limiter && !checkRateLimit(*route_target_, head)) return;
+  if (route_target_->split) split_key_ = keyHash(route_target_->split->sticky, head);
   pool_ = choosePool(*route_target_);
   retries_left_ = pool_->config->retries;
+  if (pool_->admission) {
+    // Queueing for a pool that cannot serve would only delay the answer.
+    if (!hasHealthyServer(*pool_)) {
+      shed(ShedReason::NoHealthy, "no healthy server in pool \"" + pool_->config->name + "\"");
+      return;
+    }
+    if (!admit()) return;
+  }
+  forwardToPool();
+}
+
+void DownstreamConnection::forwardToPool() {
+  const MessageHead& head = request_parser_.head();
   if (head.expect_continue && head.framing != Framing::None) {
     evbuffer_add(out_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   }
@@ -354,18 +396,104 @@ void DownstreamConnection::startExchange() {
   dispatch();
 }
 
-uint64_t DownstreamConnection::splitKey(const SplitRuntime& split, const MessageHead& head) {
-  switch (split.sticky.kind) {
+bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const MessageHead& head) {
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  limits::RateDecision d =
+      target.rate_limiter->take(keyHash(route_->rate_limit->key, head),
+                                std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+  route_headers_ = "RateLimit-Limit: " + std::to_string(d.limit) +
+                   "\r\nRateLimit-Remaining: " + std::to_string(d.remaining) +
+                   "\r\nRateLimit-Reset: " + std::to_string(d.reset_seconds) + "\r\n";
+  if (d.allowed) return true;
+  listener_metrics_->rate_limited.add();
+  std::string retry = std::to_string(d.retry_after);
+  respondWith(429, "text/plain; charset=utf-8", "rate limit exceeded: retry in " + retry + " s\n",
+              "Retry-After: " + retry + "\r\n", false);
+  return false;
+}
+
+bool DownstreamConnection::admit() {
+  admission_ = pool_->admission;
+  auto waiter = std::make_shared<AdmissionWaiter>(worker_, this);
+  switch (admission_->enter(waiter, route_target_->priority)) {
+    case limits::AdmissionQueue::Entry::Admitted:
+      holds_slot_ = true;
+      return true;
+    case limits::AdmissionQueue::Entry::Queued:
+      waiter_ = std::move(waiter);
+      armTimer(pool_->config->queue->timeout);
+      return false;
+    case limits::AdmissionQueue::Entry::Refused:
+      break;
+  }
+  admission_.reset();
+  shed(ShedReason::QueueFull, "pool \"" + pool_->config->name + "\" is busy and its queue is full");
+  return false;
+}
+
+void DownstreamConnection::onAdmissionDecided(const AdmissionWaiter& waiter,
+                                              limits::AdmissionTicket::State state) {
+  if (&waiter != waiter_.get()) return;  // settled already (timed out, closed)
+  settleWait(state);
+  pump();
+}
+
+void DownstreamConnection::settleWait(limits::AdmissionTicket::State state) {
+  using State = limits::AdmissionTicket::State;
+  waiter_->connection = nullptr;
+  waiter_.reset();
+  if (state == State::Granted) {
+    holds_slot_ = true;
+    client_activity_ = std::chrono::steady_clock::now();
+    armTimer(runtime_->config().timeouts.client_idle);
+    forwardToPool();
+    return;
+  }
+  admission_.reset();
+  if (state == State::Shed) {
+    shed(ShedReason::QueueFull,
+         "pool \"" + pool_->config->name + "\" is busy: a more important request took this place");
+  } else {
+    shed(ShedReason::QueueTimeout, "pool \"" + pool_->config->name + "\" had no free slot within " +
+                                       conf::formatDuration(pool_->config->queue->timeout));
+  }
+}
+
+void DownstreamConnection::endAdmission() {
+  if (waiter_) {
+    auto state = admission_->withdraw(*waiter_);
+    waiter_->connection = nullptr;
+    waiter_.reset();
+    holds_slot_ = state == limits::AdmissionTicket::State::Granted;
+  }
+  if (holds_slot_) admission_->leave();
+  holds_slot_ = false;
+  admission_.reset();
+}
+
+void DownstreamConnection::shed(ShedReason reason, std::string_view why) {
+  pool_->metrics->shed[static_cast<size_t>(reason)].add();
+  if (route_ == nullptr || !route_->fallback) {
+    respond(503, why, "Retry-After: 1\r\n");
+    return;
+  }
+  const conf::Fallback& fallback = *route_->fallback;
+  bool retry_later = fallback.status == 503 || fallback.status == 429;
+  respondWith(fallback.status, fallback.content_type, fallback.body,
+              retry_later ? "Retry-After: 1\r\n" : "", false);
+}
+
+uint64_t DownstreamConnection::keyHash(const conf::RequestKey& key, const MessageHead& head) {
+  switch (key.kind) {
     case conf::RequestKey::Kind::None:
       return worker_.random();
     case conf::RequestKey::Kind::ClientIp:
       return client_hash_;
     case conf::RequestKey::Kind::Cookie:
     case conf::RequestKey::Kind::Header: {
-      // Without the cookie or header, the client address keeps the client in place.
-      auto value = split.sticky.kind == conf::RequestKey::Kind::Cookie
-                       ? cookieValue(head, split.sticky.name)
-                       : headerValue(head, split.sticky.name);
+      // Without the cookie or header, the client address identifies the client.
+      auto value = key.kind == conf::RequestKey::Kind::Cookie ? cookieValue(head, key.name)
+                                                              : headerValue(head, key.name);
       return value ? balancer::hashBytes(value->data(), value->size()) : client_hash_;
     }
   }
@@ -384,7 +512,7 @@ const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
     return split.pools[chosen];  // none healthy: its 503 says which
   // Counted, not logged: under load a down canary would flood the log; its
   // servers' state changes are logged once by the health checks.
-  split.pools[chosen]->split_fallbacks->add();
+  split.pools[chosen]->metrics->split_fallbacks.add();
   return split.pools[fallback];
 }
 
@@ -404,7 +532,7 @@ void DownstreamConnection::dispatch() {
       // request may still be served by another pool of the split, once.
       const PoolRuntime* other = choosePool(*route_target_);
       if (other != pool_) {
-        pool_->split_fallbacks->add();
+        pool_->metrics->split_fallbacks.add();
         switched_pool_ = true;
         pool_ = other;
         tried_ = balancer::TriedSet();
@@ -417,7 +545,7 @@ void DownstreamConnection::dispatch() {
                             ? "no healthy server in pool \"" + pool_->config->name + "\""
                             : "no server of pool \"" + pool_->config->name + "\" could be reached";
       if (tried_.size() == 0) {
-        respond(503, why, "Retry-After: 1\r\n");
+        shed(ShedReason::NoHealthy, why);
       } else {
         respond(502, why);
       }
@@ -563,8 +691,8 @@ void DownstreamConnection::onResponseHead() {
   bool chunked = unframed && request.version_minor >= 1;
   if (!request.keep_alive || worker_.draining() || (unframed && !chunked))
     close_after_response_ = true;
-  writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_,
-                              out_);
+  writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_, out_,
+                              route_headers_);
   response_status_ = response.status;
   served_by_ = server_;
   server_->metrics->responses[statusClass(response.status)].add();
@@ -580,6 +708,7 @@ void DownstreamConnection::onResponseComplete() {
                   evbuffer_get_length(upstream_->input()) == 0 && !upstream_->peerClosed() &&
                   !upstream_->broken();
   releaseServer();
+  endAdmission();
   upstream_->stopTimer();
   if (reusable) {
     worker_.upstreamPool().release(std::move(upstream_), pool_->config->timeouts.idle);
@@ -659,20 +788,31 @@ void DownstreamConnection::releaseServer() {
 
 void DownstreamConnection::respond(int status, std::string_view message,
                                    std::string_view extra_headers) {
-  // The connection goes on only after a routing or server error on a request
-  // that is wholly read: after anything malformed, or with an unread body
-  // that cannot be told apart from a next request, it closes.
-  bool retryable_status = status == 404 || status == 502 || status == 503 || status == 504;
+  bool request_fault = status != 404 && status != 502 && status != 503 && status != 504;
+  std::string body(message);
+  body.push_back('\n');
+  respondWith(status, "text/plain; charset=utf-8", body, extra_headers, request_fault);
+}
+
+void DownstreamConnection::respondWith(int status, std::string_view content_type,
+                                       std::string_view body, std::string_view extra_headers,
+                                       bool request_fault) {
+  endAdmission();
+  // The connection goes on only after a refusal of a request that is wholly
+  // read: after anything malformed, or with an unread body that cannot be
+  // told apart from a next request, it closes.
   bool request_read = request_complete_ || (phase_ == Phase::Proxying &&
                                             request_parser_.head().framing == Framing::None);
-  if (phase_ != Phase::Proxying || !retryable_status || !request_read ||
+  if (phase_ != Phase::Proxying || request_fault || !request_read ||
       !request_parser_.head().keep_alive || worker_.draining()) {
     close_after_response_ = true;
   }
-  writeProxyResponse(status, message, close_after_response_, out_, extra_headers);
+  std::string headers(extra_headers);
+  if (phase_ == Phase::Proxying) headers += route_headers_;
+  writeProxyResponse(status, content_type, body, close_after_response_, out_, headers);
   response_started_ = true;
   response_status_ = status;
-  response_bytes_ = message.size() + 1;
+  response_bytes_ = body.size();
   served_by_ = nullptr;
   if (!exchange_open_) {
     // Refused before it became an exchange (malformed head, 408): counted with pool="".
@@ -681,8 +821,8 @@ void DownstreamConnection::respond(int status, std::string_view message,
     pool_ = nullptr;
     request_id_.clear();
   }
-  if (close_after_response_) recordExchange();
   if (close_after_response_) {
+    recordExchange();
     phase_ = Phase::Closing;
     return;
   }
@@ -731,6 +871,8 @@ void DownstreamConnection::finishExchange() {
   request_parser_.nextMessage();
   response_parser_.nextMessage();
   pool_ = nullptr;
+  route_ = nullptr;
+  route_headers_.clear();
   phase_ = Phase::AwaitingRequest;
   armTimer(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
                                         : runtime_->config().timeouts.client_idle);
@@ -741,6 +883,7 @@ void DownstreamConnection::closeNow() {
   recordExchange();
   phase_ = Phase::Closed;
   releaseServer();
+  endAdmission();
   upstream_.reset();
   event_del(event_);
   evtimer_del(timer_);

@@ -23,6 +23,7 @@
 namespace crest::proxy {
 
 class Worker;
+class AdmissionWaiter;
 
 class DownstreamConnection : public UpstreamConnection::Handler {
  public:
@@ -42,6 +43,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
 
   void onUpstreamEvent() override;
   void onUpstreamTimeout() override;
+  // The pool's admission queue has decided about `waiter` (granted a slot or
+  // shed it); ignored unless it is this connection's current wait.
+  void onAdmissionDecided(const AdmissionWaiter& waiter, limits::AdmissionTicket::State state);
 
  private:
   enum class Phase { AwaitingRequest, Proxying, Closing, Lingering, Closed };
@@ -62,9 +66,22 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool driveUpstream();
 
   void startExchange();
+  // False when the route's rate limit refused the request (answered 429).
+  bool checkRateLimit(const RouteTarget& target, const MessageHead& head);
+  // Takes or waits for a slot of pool_; false when the request waits or was shed.
+  bool admit();
+  // The queue's decision, or Waiting when the wait timed out.
+  void settleWait(limits::AdmissionTicket::State state);
+  // Gives back the pool slot this exchange holds, or leaves the queue.
+  void endAdmission();
+  // Sends the admitted request on: its head to a server, its body after.
+  void forwardToPool();
+  // Answers with the route's fallback, else 503, instead of the pool.
+  void shed(ShedReason reason, std::string_view why);
   // The pool for this request: the route's, or its split's choice for split_key_.
   const PoolRuntime* choosePool(const RouteTarget& target);
-  uint64_t splitKey(const SplitRuntime& split, const MessageHead& head);
+  // A hash of the request's key (client address, header or cookie; random for none).
+  uint64_t keyHash(const conf::RequestKey& key, const MessageHead& head);
   void writeRequestHead();
   void dispatch();
   void onResponseHead();
@@ -74,9 +91,13 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void finishExchange();
   // Counts the exchange that just ended in the request metrics (once).
   void recordExchange();
-  // A response the proxy makes itself; closes after it when the request
-  // cannot be continued on this connection.
+  // A response the proxy makes itself: one line of text; closes after it
+  // when the request cannot be continued on this connection.
   void respond(int status, std::string_view message, std::string_view extra_headers = {});
+  // `request_fault`: the request itself was refused (malformed, too large),
+  // not turned away by routing, limits or the pool.
+  void respondWith(int status, std::string_view content_type, std::string_view body,
+                   std::string_view extra_headers, bool request_fault);
   void armTimer(std::chrono::milliseconds timeout);
   void closeNow();
 
@@ -105,6 +126,13 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   Http1Parser response_parser_;
   // The exchange in flight (valid in Phase::Proxying).
   const RouteTarget* route_target_ = nullptr;
+  const conf::Route* route_ = nullptr;
+  // Header lines added to every response of the route (RateLimit-*).
+  std::string route_headers_;
+  // The admission queue this exchange holds a slot of or waits in.
+  std::shared_ptr<limits::AdmissionQueue> admission_;
+  std::shared_ptr<AdmissionWaiter> waiter_;  // set while queued
+  bool holds_slot_ = false;
   uint64_t split_key_ = 0;
   bool switched_pool_ = false;
   const PoolRuntime* pool_ = nullptr;

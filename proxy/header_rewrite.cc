@@ -97,7 +97,7 @@ void writeUpstreamRequestHead(const MessageHead& request, std::string_view targe
 }
 
 void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
-                                 bool close, evbuffer* out) {
+                                 bool close, evbuffer* out, std::string_view extra_headers) {
   addStatusLine(out, response.status, response.reason);
   for (const auto& f : response.headers) {
     if (isHopByHop(response, f.name)) continue;
@@ -116,19 +116,19 @@ void writeDownstreamResponseHead(const MessageHead& response, int client_minor, 
   } else if (client_minor == 0) {
     addHeader(out, "Connection", "keep-alive");
   }
+  evbuffer_add(out, extra_headers.data(), extra_headers.size());
   evbuffer_add(out, "\r\n", 2);
 }
 
-void writeProxyResponse(int status, std::string_view message, bool close, evbuffer* out,
-                        std::string_view extra_headers) {
+void writeProxyResponse(int status, std::string_view content_type, std::string_view body,
+                        bool close, evbuffer* out, std::string_view extra_headers) {
   addStatusLine(out, status, reasonPhrase(status));
-  addHeader(out, "Content-Type", "text/plain; charset=utf-8");
-  addContentLength(out, message.size() + 1);
+  addHeader(out, "Content-Type", content_type);
+  addContentLength(out, body.size());
   if (close) addHeader(out, "Connection", "close");
   evbuffer_add(out, extra_headers.data(), extra_headers.size());
   evbuffer_add(out, "\r\n", 2);
-  evbuffer_add(out, message.data(), message.size());
-  evbuffer_add(out, "\n", 1);
+  evbuffer_add(out, body.data(), body.size());
 }
 
 std::string_view reasonPhrase(int status) {

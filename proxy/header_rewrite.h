@@ -28,13 +28,14 @@ void writeUpstreamRequestHead(const MessageHead& request, std::string_view targe
                               const ForwardInfo& info, evbuffer* out);
 
 // Response head for a client. `chunked`: re-frame the body as chunks;
-// `close`: the proxy closes the connection after this response.
+// `close`: the proxy closes the connection after this response;
+// `extra_headers`: complete header lines the proxy adds (rate limit state).
 void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
-                                 bool close, evbuffer* out);
+                                 bool close, evbuffer* out, std::string_view extra_headers = {});
 
-// A complete response produced by the proxy itself: one plain-text line.
-void writeProxyResponse(int status, std::string_view message, bool close, evbuffer* out,
-                        std::string_view extra_headers = {});
+// A complete response produced by the proxy itself.
+void writeProxyResponse(int status, std::string_view content_type, std::string_view body,
+                        bool close, evbuffer* out, std::string_view extra_headers = {});
 
 std::string_view reasonPhrase(int status);
 

@@ -93,8 +93,8 @@ ServerCells* Metrics::serverCells(const std::string& pool, const std::string& se
   return cellFor(servers_, {pool, server});
 }
 
-CounterCell* Metrics::splitFallbackCell(const std::string& pool) {
-  return cellFor(split_fallbacks_, pool);
+PoolCells* Metrics::poolCells(const std::string& pool) {
+  return cellFor(pools_, pool);
 }
 
 void Metrics::countReload(bool success, uint64_t generation, double unix_time) {
@@ -160,6 +160,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    load(cells->checks_fail.value), MetricType::Counter));
   }
 
+  auto queue_depth = family("crest_queue_depth",
+                            "Requests waiting for a free slot of the pool (max_active_requests)",
+                            MetricType::Gauge);
   auto active = family("crest_upstream_active_requests",
                        "Requests in flight to each server, all workers", MetricType::Gauge);
   auto up = family("crest_upstream_server_up",
@@ -167,6 +170,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
   if (runtime_) {
     if (auto rt = runtime_()) {
       for (const auto& pool : rt->pools()) {
+        double waiting = pool.admission ? pool.admission->waiting() : 0;
+        queue_depth.metric.push_back(
+            sample({{"pool", pool.config->name}}, waiting, MetricType::Gauge));
         for (const auto& s : pool.servers) {
           std::vector<ClientMetric::Label> labels = {{"pool", pool.config->name},
                                                      {"server", s->address}};
@@ -186,14 +192,26 @@ std::vector<MetricFamily> Metrics::Collect() const {
       family("crest_split_fallbacks_total",
              "Requests a split sent to another pool because this one had no healthy server",
              MetricType::Counter);
-  for (const auto& [pool, cell] : split_fallbacks_) {
-    fallbacks.metric.push_back(sample({{"pool", pool}}, load(cell->value), MetricType::Counter));
+  auto shed = family("crest_shed_requests_total",
+                     "Requests answered with the fallback or 503 instead of reaching the pool",
+                     MetricType::Counter);
+  constexpr const char* kShedNames[kShedReasons] = {"queue_full", "queue_timeout", "no_healthy"};
+  for (const auto& [pool, cells] : pools_) {
+    fallbacks.metric.push_back(
+        sample({{"pool", pool}}, load(cells->split_fallbacks.value), MetricType::Counter));
+    for (size_t r = 0; r < kShedReasons; ++r) {
+      shed.metric.push_back(sample({{"pool", pool}, {"reason", kShedNames[r]}},
+                                   load(cells->shed[r].value), MetricType::Counter));
+    }
   }
   auto rejected =
       family("crest_downstream_connections_rejected_total",
              "Client connections closed at accept because limits.max_connections was reached",
              MetricType::Counter);
   auto tls = family("crest_tls_handshakes_total", "TLS handshakes by result", MetricType::Counter);
+  auto rate_limited =
+      family("crest_rate_limited_total", "Requests refused with 429 by a route's rate limit",
+             MetricType::Counter);
   for (const auto& [listener, cells] : listeners_) {
     conns_active.metric.push_back(
         sample({{"listener", listener}},
@@ -202,15 +220,17 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                         load(cells->connections_total.value), MetricType::Counter));
     rejected.metric.push_back(sample({{"listener", listener}},
                                      load(cells->connections_rejected.value), MetricType::Counter));
+    rate_limited.metric.push_back(
+        sample({{"listener", listener}}, load(cells->rate_limited.value), MetricType::Counter));
     tls.metric.push_back(sample({{"listener", listener}, {"result", "ok"}},
                                 load(cells->tls_ok.value), MetricType::Counter));
     tls.metric.push_back(sample({{"listener", listener}, {"result", "error"}},
                                 load(cells->tls_error.value), MetricType::Counter));
   }
 
-  std::vector<MetricFamily> out = {requests,    duration, upstream, connect_errors,
-                                   active,      up,       checks,   conns_active,
-                                   conns_total, rejected, tls,      fallbacks};
+  std::vector<MetricFamily> out = {requests, duration,  upstream,     connect_errors, active,
+                                   up,       checks,    conns_active, conns_total,    rejected,
+                                   tls,      fallbacks, rate_limited, shed,           queue_depth};
   for (auto& f : registry_->Collect()) out.push_back(std::move(f));
   return out;
 }

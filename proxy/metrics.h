@@ -70,6 +70,17 @@ struct ListenerCells {
   GaugeCell connections_active;
   CounterCell tls_ok;
   CounterCell tls_error;
+  CounterCell rate_limited;  // requests answered 429 by a route's rate limit
+};
+
+// Why a request was shed instead of reaching its pool (crest_shed_requests_total's reason).
+enum class ShedReason { QueueFull, QueueTimeout, NoHealthy };
+constexpr size_t kShedReasons = 3;
+
+// Per pool, counted across workers.
+struct PoolCells {
+  CounterCell split_fallbacks;  // requests a split moved off this pool
+  std::array<CounterCell, kShedReasons> shed;
 };
 
 struct ServerCells {
@@ -91,8 +102,7 @@ class Metrics : public prometheus::Collectable {
   RequestCells* requestCells(const std::string& listener, const std::string& pool);
   ListenerCells* listenerCells(const std::string& listener);
   ServerCells* serverCells(const std::string& pool, const std::string& server);
-  // Requests a split sent elsewhere because `pool` had no healthy server.
-  CounterCell* splitFallbackCell(const std::string& pool);
+  PoolCells* poolCells(const std::string& pool);
 
   // Main-thread metrics of configuration loads.
   void countReload(bool success, uint64_t generation, double unix_time);
@@ -107,7 +117,7 @@ class Metrics : public prometheus::Collectable {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<RequestCells>> requests_;
   std::map<std::string, std::unique_ptr<ListenerCells>> listeners_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerCells>> servers_;
-  std::map<std::string, std::unique_ptr<CounterCell>> split_fallbacks_;
+  std::map<std::string, std::unique_ptr<PoolCells>> pools_;
   RuntimeSource runtime_;
 
   std::shared_ptr<prometheus::Registry> registry_;

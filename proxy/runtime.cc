@@ -15,6 +15,42 @@ std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::s
   return nullptr;
 }
 
+// The admission queue `previous` has for the same pool with the same limits.
+std::shared_ptr<limits::AdmissionQueue> admissionFor(const Runtime* previous,
+                                                     const conf::Pool& pool) {
+  if (pool.max_active_requests == 0) return nullptr;
+  uint32_t queue_size = pool.queue ? pool.queue->size : 0;
+  if (previous != nullptr) {
+    for (const auto& p : previous->pools()) {
+      if (p.config->name == pool.name && p.admission &&
+          p.admission->maxActive() == pool.max_active_requests &&
+          p.admission->queueSize() == queue_size)
+        return p.admission;
+    }
+  }
+  return std::make_shared<limits::AdmissionQueue>(pool.max_active_requests, queue_size);
+}
+
+// The rate limiter `previous` has at the same listener and route position
+// with the same limit and key.
+std::shared_ptr<limits::RateLimiter> rateLimiterFor(const Runtime* previous,
+                                                    const std::string& listener, size_t route,
+                                                    const conf::RateLimit& limit) {
+  limits::BucketSpec spec{limit.tokens_per_second, limit.burst};
+  if (previous != nullptr) {
+    const ListenerRuntime* l = previous->findListener(listener);
+    if (l != nullptr && route < l->routes.size() && l->routes[route].rate_limiter) {
+      const auto& old_limit = l->config->routes[route].rate_limit;
+      const auto& old_spec = l->routes[route].rate_limiter->spec();
+      if (old_limit && old_limit->key.kind == limit.key.kind &&
+          old_limit->key.name == limit.key.name &&
+          old_spec.tokens_per_second == spec.tokens_per_second && old_spec.burst == spec.burst)
+        return l->routes[route].rate_limiter;
+    }
+  }
+  return std::make_shared<limits::RateLimiter>(spec);
+}
+
 }  // namespace
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config> config,
@@ -32,7 +68,8 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     PoolRuntime pr;
     pr.config = &pool;
     pr.index = rt->pools_.size();
-    pr.split_fallbacks = metrics.splitFallbackCell(pool.name);
+    pr.metrics = metrics.poolCells(pool.name);
+    pr.admission = admissionFor(previous, pool);
     std::vector<balancer::Member> members;
     for (const auto& s : pool.servers) {
       auto server = findServer(previous, pool.name, s.address.text);
@@ -68,6 +105,10 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     lr.request_cells.push_back(metrics.requestCells(l.name, ""));
     for (const auto& route : l.routes) {
       RouteTarget target;
+      if (route.rate_limit)
+        target.rate_limiter = rateLimiterFor(previous, l.name, lr.routes.size(), *route.rate_limit);
+      // Both enums order high, normal, low.
+      target.priority = static_cast<limits::Priority>(route.priority);
       if (route.split) {
         std::vector<const PoolRuntime*> pools;
         std::vector<uint32_t> weights;

@@ -12,6 +12,8 @@
 #include "balancer/weighted_split.h"
 #include "conf/config.h"
 #include "conf/yaml_reader.h"
+#include "limits/admission_queue.h"
+#include "limits/rate_limiter.h"
 #include "proxy/metrics.h"
 #include "proxy/router.h"
 #include "proxy/socket_io.h"
@@ -35,10 +37,13 @@ struct UpstreamServer : balancer::Server, std::enable_shared_from_this<UpstreamS
 
 struct PoolRuntime {
   const conf::Pool* config = nullptr;
-  CounterCell* split_fallbacks = nullptr;                // requests a split moved off this pool
+  PoolCells* metrics = nullptr;
   size_t index = 0;                                      // position in Runtime::pools()
   std::vector<std::shared_ptr<UpstreamServer>> servers;  // in configuration order
   std::unique_ptr<balancer::Balancer> balancer;
+  // Null without max_active_requests. Shared by all workers and kept across
+  // reloads while the pool's name and limits stay, so slots in use stay counted.
+  std::shared_ptr<limits::AdmissionQueue> admission;
 };
 
 // A route's weighted choice of pool (canary traffic).
@@ -48,10 +53,15 @@ struct SplitRuntime {
   conf::RequestKey sticky;
 };
 
-// Where a route sends requests: one pool, or a split over several.
+// Where a route sends requests: one pool, or a split over several; and
+// what guards it.
 struct RouteTarget {
   const PoolRuntime* pool = nullptr;
   std::unique_ptr<SplitRuntime> split;
+  // Null without rate_limit. Kept across reloads while the route's position
+  // and limit stay, so a reload does not hand every client a full bucket.
+  std::shared_ptr<limits::RateLimiter> rate_limiter;
+  limits::Priority priority = limits::Priority::Normal;
 };
 
 struct ListenerRuntime {

@@ -130,10 +130,10 @@ TEST_CASE("rewrite: response heads re-frame and state the connection's fate") {
         "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: keep-alive\r\n\r\n");
 }
 
-TEST_CASE("rewrite: proxy responses are one plain-text line") {
+TEST_CASE("rewrite: proxy responses carry their own type and length") {
   auto out = makeBuffer();
-  writeProxyResponse(503, "no healthy server in pool \"api\"", true, out.get(),
-                     "Retry-After: 1\r\n");
+  writeProxyResponse(503, "text/plain; charset=utf-8", "no healthy server in pool \"api\"\n", true,
+                     out.get(), "Retry-After: 1\r\n");
   CHECK(text(out.get()) ==
         "HTTP/1.1 503 Service Unavailable\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
@@ -142,4 +142,12 @@ TEST_CASE("rewrite: proxy responses are one plain-text line") {
         "Retry-After: 1\r\n"
         "\r\n"
         "no healthy server in pool \"api\"\n");
+  auto fallback = makeBuffer();
+  writeProxyResponse(503, "application/json", "{\"error\":\"busy\"}", false, fallback.get());
+  CHECK(text(fallback.get()) ==
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        "Content-Length: 16\r\n"
+        "\r\n"
+        "{\"error\":\"busy\"}");
 }

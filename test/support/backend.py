@@ -6,7 +6,8 @@ Names itself in the X-Backend response header. Paths:
   /echo             JSON of the request line and headers it received; the body is echoed back
   /bytes/N          N bytes of a repeating pattern (Content-Length)
   /chunked/N        N chunks of 1000 bytes, chunked encoding, flushed one by one
-  /sleep/MS         answers after MS milliseconds
+  /sleep/MS         answers after MS milliseconds; X-In-Flight says how many /sleep
+                    requests this backend was serving at once, this one included
   /slow-on/NAME     answers after 200 ms when this backend is NAME, at once otherwise
   /status/CODE      answers with that status
   /close            answers then closes the connection (no keep-alive)
@@ -110,8 +111,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
         elif parts[0] == "sleep":
+            with self.server.log_lock:
+                self.server.in_flight += 1
+                in_flight = self.server.in_flight
             time.sleep(int(parts[1]) / 1000.0)
-            self._send(200, f"slept {parts[1]}ms on {self.server.name}\n".encode())
+            with self.server.log_lock:
+                self.server.in_flight -= 1
+            self._send(200, f"slept {parts[1]}ms on {self.server.name}\n".encode(),
+                       {"X-In-Flight": str(in_flight)})
         elif parts[0] == "slow-on":
             if parts[1] == self.server.name:
                 time.sleep(0.2)
@@ -170,6 +177,7 @@ def main():
     server.name = args.name
     server.log_path = args.log
     server.log_lock = threading.Lock()
+    server.in_flight = 0
     server.fail_file = args.fail_file
     print(f"backend {args.name} listening on {args.host}:{args.port}", flush=True)
     try:
