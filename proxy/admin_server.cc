@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "proxy/log.h"
+#include "proxy/router.h"
 
 namespace crest::proxy {
 namespace {
@@ -83,6 +84,29 @@ std::string AdminServer::statusJson(const Runtime& runtime, const ReloadStatus& 
   return out + "}}\n";
 }
 
+void AdminServer::purgeCache(evhttp_request* req, const Runtime& runtime) {
+  const char* uri = evhttp_request_get_uri(req);
+  evkeyvalq query{};
+  const char* host = nullptr;
+  const char* path = nullptr;
+  const char* q = uri ? std::strchr(uri, '?') : nullptr;
+  if (q != nullptr && evhttp_parse_query_str(q + 1, &query) == 0) {
+    host = evhttp_find_header(&query, "host");
+    path = evhttp_find_header(&query, "path");
+  }
+  if (host == nullptr || path == nullptr || *host == '\0' || *path != '/') {
+    reply(req, 400, "text/plain; charset=utf-8",
+          "purge needs ?host=H&path=P (P starts with /; a trailing * purges the prefix)\n");
+  } else if (!runtime.cache()) {
+    reply(req, 404, "text/plain; charset=utf-8", "no cache is configured\n");
+  } else {
+    // Keys hold the host as routing saw it: lower-case, without port.
+    size_t purged = runtime.cache()->purge(hostWithoutPort(host), path);
+    reply(req, 200, "application/json", "{\"purged\": " + std::to_string(purged) + "}\n");
+  }
+  evhttp_clear_headers(&query);
+}
+
 void AdminServer::onRequest(evhttp_request* req, void* arg) {
   auto* self = static_cast<AdminServer*>(arg);
   const char* uri = evhttp_request_get_uri(req);
@@ -96,9 +120,12 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) {
     reply(req, 200, "text/plain; charset=utf-8", "ok\n");
   } else if (path == "/status" && get) {
     reply(req, 200, "application/json", statusJson(*self->runtime_(), self->reload_()));
+  } else if (path == "/cache/purge" && evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+    purgeCache(req, *self->runtime_());
   } else {
     reply(req, 404, "text/plain; charset=utf-8",
-          "not found: the admin port serves /metrics, /healthz and /status\n");
+          "not found: the admin port serves GET /metrics, /healthz, /status and POST "
+          "/cache/purge\n");
   }
 }
 

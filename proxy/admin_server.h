@@ -1,7 +1,7 @@
 #pragma once
 // The admin HTTP endpoints on admin.listen, served by the main thread:
-// GET /metrics, GET /healthz, GET /status. Nothing of it is reachable through the proxy
-// listeners. Control-plane traffic, so libevent's evhttp is good enough here.
+// GET /metrics, GET /healthz, GET /status, POST /cache/purge. Nothing of it is reachable through
+// the proxy listeners. Control-plane traffic, so libevent's evhttp is good enough here.
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -36,6 +36,8 @@ class AdminServer {
 
  private:
   static void onRequest(evhttp_request* req, void* arg);
+  // POST /cache/purge?host=H&path=P: removes matching entries (a prefix when P ends in *).
+  static void purgeCache(evhttp_request* req, const Runtime& runtime);
 
   evhttp* http_;
   RuntimeSource runtime_;

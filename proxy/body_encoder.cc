@@ -10,8 +10,17 @@ void BodyEncoder::chunkHeader(size_t len) {
   evbuffer_add(out_, line, static_cast<size_t>(n));
 }
 
+bool BodyEncoder::tapRoom(size_t len) {
+  if (tap_ == nullptr) return false;
+  if (tap_->size() + len <= tap_max_) return true;
+  tap_ = nullptr;
+  tap_overflowed_ = true;
+  return false;
+}
+
 void BodyEncoder::copy(const char* data, size_t len) {
   if (len == 0) return;
+  if (tapRoom(len)) tap_->append(data, len);
   if (chunked_) chunkHeader(len);
   evbuffer_add(out_, data, len);
   if (chunked_) evbuffer_add(out_, "\r\n", 2);
@@ -19,6 +28,11 @@ void BodyEncoder::copy(const char* data, size_t len) {
 
 void BodyEncoder::move(evbuffer* from, size_t len) {
   if (len == 0) return;
+  if (tapRoom(len)) {
+    size_t at = tap_->size();
+    tap_->resize(at + len);
+    evbuffer_copyout(from, tap_->data() + at, len);
+  }
   if (chunked_) chunkHeader(len);
   evbuffer_remove_buffer(from, out_, len);
   if (chunked_) evbuffer_add(out_, "\r\n", 2);

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include <cstddef>
+#include <string>
 
 namespace crest::proxy {
 
@@ -18,12 +19,24 @@ class BodyEncoder {
   void move(evbuffer* from, size_t len);
   // The last chunk, for chunked framing; nothing otherwise.
   void finish();
+  // Also copies the body bytes (unframed) into `into`, up to `max` bytes;
+  // beyond that the copy stops and tapOverflowed() says so.
+  void tap(std::string* into, size_t max) {
+    tap_ = into;
+    tap_max_ = max;
+  }
+  bool tapOverflowed() const { return tap_overflowed_; }
 
  private:
   void chunkHeader(size_t len);
+  // Whether `len` more bytes fit in the tap (and stops tapping when not).
+  bool tapRoom(size_t len);
 
   evbuffer* out_ = nullptr;
   bool chunked_ = false;
+  std::string* tap_ = nullptr;
+  size_t tap_max_ = 0;
+  bool tap_overflowed_ = false;
 };
 
 }  // namespace crest::proxy

@@ -55,6 +55,57 @@ std::optional<std::string_view> cookieValue(const MessageHead& head, const std::
   return std::nullopt;
 }
 
+cache::Nanos steadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The request's headers as the cache asks for them (lower-case names).
+cache::ResponseCache::RequestHeaders requestHeaders(const MessageHead& head) {
+  return [&head](std::string_view name) { return headerValue(head, std::string(name)); };
+}
+
+// Every value of header `name`, joined with ", " as one list.
+std::string joinedValues(const MessageHead& head, std::string_view name) {
+  std::string out;
+  for (const auto& f : head.headers) {
+    if (!equalsIgnoreCase(f.name, name)) continue;
+    if (!out.empty()) out += ", ";
+    out += f.value;
+  }
+  return out;
+}
+
+// Whether the request's validators match the stored response: If-None-Match
+// first; If-Modified-Since only without it.
+bool notModified(const cache::StoredResponse& entry, const MessageHead& request) {
+  if (const std::string* inm = request.find("if-none-match")) {
+    return cache::etagMatches(*inm, entry.etag);
+  }
+  const std::string* ims = request.find("if-modified-since");
+  if (ims == nullptr || entry.last_modified.empty()) return false;
+  auto since = cache::parseHttpDate(*ims);
+  auto modified = cache::parseHttpDate(entry.last_modified);
+  return since && modified && *modified <= *since;
+}
+
+// Appends a stored body: large ones by reference, holding the entry until sent.
+void addStoredBody(evbuffer* out, std::shared_ptr<const cache::StoredResponse> entry) {
+  const std::string& body = entry->body;
+  if (body.size() < 4096) {
+    evbuffer_add(out, body.data(), body.size());
+    return;
+  }
+  auto* hold = new std::shared_ptr<const cache::StoredResponse>(std::move(entry));
+  evbuffer_add_reference(
+      out, body.data(), body.size(),
+      [](const void*, size_t, void* arg) {
+        delete static_cast<std::shared_ptr<const cache::StoredResponse>*>(arg);
+      },
+      hold);
+}
+
 // Why a connect failed, for the health log: "connect refused", "connect timeout 2s".
 std::string connectFailure(int err, milliseconds timeout) {
   if (err == 0) return "connect timeout " + conf::formatDuration(timeout);
@@ -80,17 +131,23 @@ bool splitAbsoluteForm(const std::string& target, std::string& host, std::string
 
 }  // namespace
 
-// A queued request's place in its pool's admission queue. The queue may
-// decide on any worker's thread; the decision is carried to the connection's
-// own worker, where `connection` is read and cleared.
-class AdmissionWaiter : public limits::AdmissionTicket,
-                        public std::enable_shared_from_this<AdmissionWaiter> {
+// A request waiting for something another worker may end: a slot of its
+// pool's admission queue, or another request's fill of the cache entry it
+// wants. The news is carried to the connection's own worker, where
+// `connection` is read and cleared.
+class Waiter : public limits::AdmissionTicket,
+               public cache::FillWaiter,
+               public std::enable_shared_from_this<Waiter> {
  public:
-  AdmissionWaiter(Worker& worker, DownstreamConnection* waiting)
-      : connection(waiting), worker_(worker) {}
+  Waiter(Worker& worker, DownstreamConnection* waiting) : connection(waiting), worker_(worker) {}
   void onDecided(State state) override {
     worker_.post([self = shared_from_this(), state] {
       if (self->connection != nullptr) self->connection->onAdmissionDecided(*self, state);
+    });
+  }
+  void onFillDone() override {
+    worker_.post([self = shared_from_this()] {
+      if (self->connection != nullptr) self->connection->onFillDone(*self);
     });
   }
   DownstreamConnection* connection;  // null once it stopped waiting; its worker's thread only
@@ -125,6 +182,7 @@ DownstreamConnection::~DownstreamConnection() {
   listener_metrics_->connections_active.add(-1);
   releaseServer();
   endAdmission();
+  endCacheFill();
   event_free(event_);
   event_free(timer_);
   if (ssl_ != nullptr) SSL_free(ssl_);
@@ -211,8 +269,9 @@ void DownstreamConnection::pump() {
     bool progress = readClient();
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
     // A queued request's body waits in the input buffer, behind its head.
-    if (phase_ == Phase::Proxying && !waiter_) progress |= forwardRequestBody();
-    if (waiter_ && (client_eof_ || client_error_)) {
+    bool waiting = waiter_ || fill_waiter_;
+    if (phase_ == Phase::Proxying && !waiting) progress |= forwardRequestBody();
+    if (waiting && (client_eof_ || client_error_)) {
       closeNow();  // its client left: its place in the queue goes at once
       break;
     }
@@ -341,6 +400,9 @@ void DownstreamConnection::startExchange() {
   tried_ = balancer::TriedSet();
   pool_ = nullptr;
   switched_pool_ = false;
+  cache_result_.reset();
+  coalesced_ = false;
+  stale_.reset();
   client_activity_ = std::chrono::steady_clock::now();
   armTimer(runtime_->config().timeouts.client_idle);
   response_parser_.setNoBody(head.method == "HEAD");
@@ -371,10 +433,19 @@ void DownstreamConnection::startExchange() {
   }
   route_target_ = &listener_->routes[static_cast<size_t>(route)];
   route_ = &listener_->config->routes[static_cast<size_t>(route)];
+  // Every response of a cached route says what the cache did; refused before the lookup: BYPASS.
+  if (route_->cache) cache_result_ = CacheResult::Bypass;
   if (route_target_->rate_limiter && !checkRateLimit(*route_target_, head)) return;
   if (route_target_->split) split_key_ = keyHash(route_target_->split->sticky, head);
   pool_ = choosePool(*route_target_);
   retries_left_ = pool_->config->retries;
+  if (route_->cache) cache_host_ = std::move(normalized_host);
+  routeToPool();
+}
+
+void DownstreamConnection::routeToPool() {
+  // A hit needs no slot of the pool: the cache comes before admission.
+  if (route_->cache && answerFromCache()) return;
   if (pool_->admission) {
     // Queueing for a pool that cannot serve would only delay the answer.
     if (!hasHealthyServer(*pool_)) {
@@ -384,6 +455,160 @@ void DownstreamConnection::startExchange() {
     if (!admit()) return;
   }
   forwardToPool();
+}
+
+bool DownstreamConnection::answerFromCache() {
+  const MessageHead& head = request_parser_.head();
+  bool get = head.method == "GET";
+  if ((!get && head.method != "HEAD") || head.framing != Framing::None) {
+    cache_result_ = CacheResult::Bypass;
+    return false;
+  }
+  cache::ResponseCache& cache = *runtime_->cache();
+  bool authorized = head.find("authorization") != nullptr;
+  auto found = cache.find(cache_host_, target_, requestHeaders(head), steadyNanos());
+  // A stored answer reaches a request with credentials only when it said public.
+  if (found.entry && (!authorized || found.entry->is_public)) {
+    if (found.fresh) {
+      serveStored(std::move(found.entry), CacheResult::Hit);
+      return true;
+    }
+    stale_ = std::move(found.entry);
+  }
+  cache_result_ = CacheResult::Miss;
+  pending_store_.reset();
+  if (!get) return false;  // HEAD is answered from GET entries, never stored
+  if (!authorized && !coalesced_) {
+    auto waiter = std::make_shared<Waiter>(worker_, this);
+    if (!cache.joinFill(cache_host_, target_, waiter)) {
+      fill_waiter_ = std::move(waiter);
+      return true;
+    }
+    cache_leader_ = true;
+  }
+  // Marks this request as one whose response may be stored (see prepareStore).
+  pending_store_ = std::make_shared<cache::StoredResponse>();
+  return false;
+}
+
+void DownstreamConnection::onFillDone(const Waiter& waiter) {
+  if (&waiter != fill_waiter_.get()) return;
+  fill_waiter_->connection = nullptr;
+  fill_waiter_.reset();
+  // The leader's answer is in the cache, or it failed: then this request
+  // makes its own attempt rather than waiting again.
+  coalesced_ = true;
+  routeToPool();
+  pump();
+}
+
+void DownstreamConnection::serveStored(std::shared_ptr<const cache::StoredResponse> entry,
+                                       CacheResult result) {
+  releaseServer();
+  upstream_.reset();
+  endAdmission();
+  endCacheFill();
+  pending_store_.reset();
+  cache_result_ = result;
+  const MessageHead& head = request_parser_.head();
+  bool not_modified = result == CacheResult::Hit && notModified(*entry, head);
+  int status = not_modified ? 304 : entry->status;
+  if (!head.keep_alive || worker_.draining()) close_after_response_ = true;
+  std::string extras =
+      responseExtras() + "Age: " + std::to_string(entry->ageAt(steadyNanos())) + "\r\n";
+  writeStoredResponseHead(status, not_modified ? "Not Modified" : std::string_view(entry->reason),
+                          not_modified ? entry->not_modified_lines : entry->head_lines,
+                          entry->body.size(), head.version_minor, close_after_response_, out_,
+                          extras);
+  uint64_t sent = 0;
+  if (!not_modified && head.method != "HEAD") {
+    sent = entry->body.size();
+    addStoredBody(out_, std::move(entry));
+  }
+  finishLocalAnswer(status, sent);
+}
+
+bool DownstreamConnection::serveStale() {
+  if (!stale_ || steadyNanos() >= stale_->stale_until) return false;
+  serveStored(stale_, CacheResult::Stale);
+  return true;
+}
+
+void DownstreamConnection::prepareStore(const MessageHead& response) {
+  if (!pending_store_) return;
+  const MessageHead& request = request_parser_.head();
+  std::string cache_control = joinedValues(response, "cache-control");
+  std::string vary = joinedValues(response, "vary");
+  cache::ResponseFacts facts;
+  facts.status = response.status;
+  facts.cache_control = cache_control;
+  facts.has_set_cookie = response.find("set-cookie") != nullptr;
+  facts.vary = vary;
+  if (const std::string* v = response.find("expires")) facts.expires = *v;
+  if (const std::string* v = response.find("date")) facts.date = *v;
+  if (const std::string* v = response.find("age")) facts.age = std::atoll(v->c_str());
+  auto lifetime = cache::storableLifetime(
+      facts, request.find("authorization") != nullptr,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(route_->cache->ttl).count(),
+      static_cast<int64_t>(std::time(nullptr)));
+  cache::ResponseCache& cache = *runtime_->cache();
+  if (!lifetime || (response.framing == Framing::ContentLength &&
+                    response.content_length > cache.maxEntryBytes())) {
+    pending_store_.reset();
+    endCacheFill();  // the waiters need not wait for a response that will not be stored
+    return;
+  }
+  cache::StoredResponse& e = *pending_store_;
+  e.host = cache_host_;
+  e.path = target_;
+  for (auto& name : cache::varyNames(vary)) {
+    const std::string* value = request.find(name);
+    e.vary.emplace_back(std::move(name), value ? *value : std::string());
+  }
+  e.status = response.status;
+  e.reason = response.reason;
+  storedHeaderLines(response, e.head_lines, e.not_modified_lines);
+  if (const std::string* v = response.find("etag")) e.etag = *v;
+  if (const std::string* v = response.find("last-modified")) e.last_modified = *v;
+  e.age_at_store = facts.age;
+  e.is_public = cache::parseCacheControl(cache_control).is_public;
+  pending_lifetime_ = *lifetime;
+  pending_body_.clear();
+  response_body_.tap(&pending_body_, cache.maxEntryBytes());
+}
+
+void DownstreamConnection::finishStore() {
+  if (pending_store_ && !response_body_.tapOverflowed()) {
+    cache::StoredResponse& e = *pending_store_;
+    e.body = std::move(pending_body_);
+    e.stored_at = steadyNanos();
+    e.fresh_until = e.stored_at + pending_lifetime_;
+    e.stale_until =
+        e.fresh_until +
+        std::chrono::duration_cast<std::chrono::nanoseconds>(route_->cache->stale).count();
+    runtime_->cache()->insert(std::move(pending_store_));
+  }
+  pending_store_.reset();
+  pending_body_ = std::string();
+  endCacheFill();
+}
+
+void DownstreamConnection::endCacheFill() {
+  if (fill_waiter_) {
+    fill_waiter_->connection = nullptr;
+    fill_waiter_.reset();
+  }
+  if (cache_leader_) {
+    cache_leader_ = false;
+    runtime_->cache()->endFill(cache_host_, target_);
+  }
+}
+
+std::string DownstreamConnection::responseExtras() const {
+  static constexpr const char* kXCache[kCacheResults] = {
+      "X-Cache: HIT\r\n", "X-Cache: MISS\r\n", "X-Cache: STALE\r\n", "X-Cache: BYPASS\r\n"};
+  if (!cache_result_) return route_headers_;
+  return route_headers_ + kXCache[static_cast<size_t>(*cache_result_)];
 }
 
 void DownstreamConnection::forwardToPool() {
@@ -414,7 +639,7 @@ bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const Messa
 
 bool DownstreamConnection::admit() {
   admission_ = pool_->admission;
-  auto waiter = std::make_shared<AdmissionWaiter>(worker_, this);
+  auto waiter = std::make_shared<Waiter>(worker_, this);
   switch (admission_->enter(waiter, route_target_->priority)) {
     case limits::AdmissionQueue::Entry::Admitted:
       holds_slot_ = true;
@@ -431,7 +656,7 @@ bool DownstreamConnection::admit() {
   return false;
 }
 
-void DownstreamConnection::onAdmissionDecided(const AdmissionWaiter& waiter,
+void DownstreamConnection::onAdmissionDecided(const Waiter& waiter,
                                               limits::AdmissionTicket::State state) {
   if (&waiter != waiter_.get()) return;  // settled already (timed out, closed)
   settleWait(state);
@@ -473,6 +698,7 @@ void DownstreamConnection::endAdmission() {
 
 void DownstreamConnection::shed(ShedReason reason, std::string_view why) {
   pool_->metrics->shed[static_cast<size_t>(reason)].add();
+  if (serveStale()) return;
   if (route_ == nullptr || !route_->fallback) {
     respond(503, why, "Retry-After: 1\r\n");
     return;
@@ -687,17 +913,20 @@ bool DownstreamConnection::driveUpstream() {
 void DownstreamConnection::onResponseHead() {
   const MessageHead& request = request_parser_.head();
   const MessageHead& response = response_parser_.head();
+  // A failing pool: an expired entry within its stale time answers instead.
+  if (response.status >= 500 && serveStale()) return;
   bool unframed = response.framing == Framing::Chunked || response.framing == Framing::UntilClose;
   bool chunked = unframed && request.version_minor >= 1;
   if (!request.keep_alive || worker_.draining() || (unframed && !chunked))
     close_after_response_ = true;
   writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_, out_,
-                              route_headers_);
+                              responseExtras());
   response_status_ = response.status;
   served_by_ = server_;
   server_->metrics->responses[statusClass(response.status)].add();
   response_body_ = BodyEncoder(out_, chunked);
   response_started_ = true;
+  prepareStore(response);
 }
 
 void DownstreamConnection::onResponseComplete() {
@@ -709,6 +938,7 @@ void DownstreamConnection::onResponseComplete() {
                   !upstream_->broken();
   releaseServer();
   endAdmission();
+  finishStore();
   upstream_->stopTimer();
   if (reusable) {
     worker_.upstreamPool().release(std::move(upstream_), pool_->config->timeouts.idle);
@@ -788,6 +1018,7 @@ void DownstreamConnection::releaseServer() {
 
 void DownstreamConnection::respond(int status, std::string_view message,
                                    std::string_view extra_headers) {
+  if ((status == 502 || status == 503 || status == 504) && serveStale()) return;
   bool request_fault = status != 404 && status != 502 && status != 503 && status != 504;
   std::string body(message);
   body.push_back('\n');
@@ -798,6 +1029,8 @@ void DownstreamConnection::respondWith(int status, std::string_view content_type
                                        std::string_view body, std::string_view extra_headers,
                                        bool request_fault) {
   endAdmission();
+  endCacheFill();
+  pending_store_.reset();
   // The connection goes on only after a refusal of a request that is wholly
   // read: after anything malformed, or with an unread body that cannot be
   // told apart from a next request, it closes.
@@ -808,11 +1041,15 @@ void DownstreamConnection::respondWith(int status, std::string_view content_type
     close_after_response_ = true;
   }
   std::string headers(extra_headers);
-  if (phase_ == Phase::Proxying) headers += route_headers_;
+  if (phase_ == Phase::Proxying) headers += responseExtras();
   writeProxyResponse(status, content_type, body, close_after_response_, out_, headers);
+  finishLocalAnswer(status, body.size());
+}
+
+void DownstreamConnection::finishLocalAnswer(int status, uint64_t body_bytes) {
   response_started_ = true;
   response_status_ = status;
-  response_bytes_ = body.size();
+  response_bytes_ = body_bytes;
   served_by_ = nullptr;
   if (!exchange_open_) {
     // Refused before it became an exchange (malformed head, 408): counted with pool="".
@@ -839,6 +1076,7 @@ void DownstreamConnection::recordExchange() {
   auto total = std::chrono::steady_clock::now() - exchange_start_;
   cells->responses[statusClass(response_status_)].add();
   cells->duration.observe(total);
+  if (cache_result_) (*runtime_->cacheResults())[static_cast<size_t>(*cache_result_)].add();
   if (AccessLogWriter* log = worker_.accessLog()) {
     const MessageHead& head = request_parser_.head();
     AccessRecord r;
@@ -873,6 +1111,8 @@ void DownstreamConnection::finishExchange() {
   pool_ = nullptr;
   route_ = nullptr;
   route_headers_.clear();
+  cache_result_.reset();
+  stale_.reset();
   phase_ = Phase::AwaitingRequest;
   armTimer(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
                                         : runtime_->config().timeouts.client_idle);
@@ -884,6 +1124,7 @@ void DownstreamConnection::closeNow() {
   phase_ = Phase::Closed;
   releaseServer();
   endAdmission();
+  endCacheFill();
   upstream_.reset();
   event_del(event_);
   evtimer_del(timer_);

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "balancer/balancer.h"
@@ -23,7 +24,7 @@
 namespace crest::proxy {
 
 class Worker;
-class AdmissionWaiter;
+class Waiter;
 
 class DownstreamConnection : public UpstreamConnection::Handler {
  public:
@@ -45,7 +46,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void onUpstreamTimeout() override;
   // The pool's admission queue has decided about `waiter` (granted a slot or
   // shed it); ignored unless it is this connection's current wait.
-  void onAdmissionDecided(const AdmissionWaiter& waiter, limits::AdmissionTicket::State state);
+  void onAdmissionDecided(const Waiter& waiter, limits::AdmissionTicket::State state);
+  // Another request's fill of the cache entry this request waits for ended.
+  void onFillDone(const Waiter& waiter);
 
  private:
   enum class Phase { AwaitingRequest, Proxying, Closing, Lingering, Closed };
@@ -76,6 +79,23 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void endAdmission();
   // Sends the admitted request on: its head to a server, its body after.
   void forwardToPool();
+  // After the route's rate limit: the cache, admission, the pool.
+  void routeToPool();
+  // Cached routes: true when answered from the cache or waiting for a fill.
+  bool answerFromCache();
+  // Answers from a stored response (a HIT may become a 304).
+  void serveStored(std::shared_ptr<const cache::StoredResponse> entry, CacheResult result);
+  // Answers with stale_ when it is still within its stale time.
+  bool serveStale();
+  // Decides at the response head whether it will be stored (pending_store_).
+  void prepareStore(const MessageHead& response);
+  // Stores the completed response when prepared; ends a fill this request leads.
+  void finishStore();
+  void endCacheFill();
+  // Lines added to every response of the route: RateLimit-*, X-Cache.
+  std::string responseExtras() const;
+  // The bookkeeping shared by every answer the proxy makes itself.
+  void finishLocalAnswer(int status, uint64_t body_bytes);
   // Answers with the route's fallback, else 503, instead of the pool.
   void shed(ShedReason reason, std::string_view why);
   // The pool for this request: the route's, or its split's choice for split_key_.
@@ -131,8 +151,20 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   std::string route_headers_;
   // The admission queue this exchange holds a slot of or waits in.
   std::shared_ptr<limits::AdmissionQueue> admission_;
-  std::shared_ptr<AdmissionWaiter> waiter_;  // set while queued
+  std::shared_ptr<Waiter> waiter_;  // set while queued
   bool holds_slot_ = false;
+  // Cached routes.
+  std::optional<CacheResult> cache_result_;  // the X-Cache of this response
+  std::string cache_host_;                   // the key's host: lower-case, no port
+  std::shared_ptr<Waiter> fill_waiter_;      // set while waiting for another request's fill
+  bool coalesced_ = false;                   // waited for a fill once: no second wait
+  bool cache_leader_ = false;                // fills the entry others wait for (endFill owed)
+  // The response being stored (all but body and times), its lifetime and its body so far.
+  std::shared_ptr<cache::StoredResponse> pending_store_;
+  cache::Nanos pending_lifetime_ = 0;
+  std::string pending_body_;
+  // An expired entry that may still answer when the pool fails.
+  std::shared_ptr<const cache::StoredResponse> stale_;
   uint64_t split_key_ = 0;
   bool switched_pool_ = false;
   const PoolRuntime* pool_ = nullptr;

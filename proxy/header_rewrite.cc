@@ -47,6 +47,17 @@ void addStatusLine(evbuffer* out, int status, std::string_view reason) {
   evbuffer_add(out, "\r\n", 2);
 }
 
+// Connection header for the client, the proxy's own lines, the blank line.
+void endResponseHead(evbuffer* out, int client_minor, bool close, std::string_view extra_headers) {
+  if (close) {
+    addHeader(out, "Connection", "close");
+  } else if (client_minor == 0) {
+    addHeader(out, "Connection", "keep-alive");
+  }
+  evbuffer_add(out, extra_headers.data(), extra_headers.size());
+  evbuffer_add(out, "\r\n", 2);
+}
+
 }  // namespace
 
 bool isHopByHop(const MessageHead& head, std::string_view name) {
@@ -111,13 +122,32 @@ void writeDownstreamResponseHead(const MessageHead& response, int client_minor, 
   } else if (chunked) {
     addHeader(out, "Transfer-Encoding", "chunked");
   }
-  if (close) {
-    addHeader(out, "Connection", "close");
-  } else if (client_minor == 0) {
-    addHeader(out, "Connection", "keep-alive");
+  endResponseHead(out, client_minor, close, extra_headers);
+}
+
+void writeStoredResponseHead(int status, std::string_view reason, std::string_view lines,
+                             uint64_t content_length, int client_minor, bool close, evbuffer* out,
+                             std::string_view extra_headers) {
+  addStatusLine(out, status, reason);
+  evbuffer_add(out, lines.data(), lines.size());
+  if (status != 204 && status != 304) addContentLength(out, content_length);
+  endResponseHead(out, client_minor, close, extra_headers);
+}
+
+void storedHeaderLines(const MessageHead& response, std::string& all, std::string& not_modified) {
+  constexpr std::string_view kRepeatedBy304[] = {"cache-control", "content-location", "date",
+                                                 "etag",          "expires",          "vary"};
+  for (const auto& f : response.headers) {
+    if (isHopByHop(response, f.name) || equalsIgnoreCase(f.name, "content-length") ||
+        equalsIgnoreCase(f.name, "age")) {
+      continue;  // framing is restated per answer, Age computed per answer
+    }
+    std::string line = f.name + ": " + f.value + "\r\n";
+    all += line;
+    for (auto name : kRepeatedBy304) {
+      if (equalsIgnoreCase(f.name, name)) not_modified += line;
+    }
   }
-  evbuffer_add(out, extra_headers.data(), extra_headers.size());
-  evbuffer_add(out, "\r\n", 2);
 }
 
 void writeProxyResponse(int status, std::string_view content_type, std::string_view body,

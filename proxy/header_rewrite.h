@@ -37,6 +37,16 @@ void writeDownstreamResponseHead(const MessageHead& response, int client_minor, 
 void writeProxyResponse(int status, std::string_view content_type, std::string_view body,
                         bool close, evbuffer* out, std::string_view extra_headers = {});
 
+// The head of a response the cache answers with: `lines` are the stored
+// header lines; `content_length` is stated unless the status forbids a body.
+void writeStoredResponseHead(int status, std::string_view reason, std::string_view lines,
+                             uint64_t content_length, int client_minor, bool close, evbuffer* out,
+                             std::string_view extra_headers);
+
+// The end-to-end header lines of `response` for the cache ("Name: value\r\n"):
+// all of them, and the subset a 304 repeats.
+void storedHeaderLines(const MessageHead& response, std::string& all, std::string& not_modified);
+
 std::string_view reasonPhrase(int status);
 
 }  // namespace crest::proxy

@@ -167,8 +167,20 @@ std::vector<MetricFamily> Metrics::Collect() const {
                        "Requests in flight to each server, all workers", MetricType::Gauge);
   auto up = family("crest_upstream_server_up",
                    "1 while the server receives traffic, 0 while it is down", MetricType::Gauge);
+  auto cache_requests = family("crest_cache_requests_total",
+                               "Responses of cached routes by X-Cache", MetricType::Counter);
+  constexpr const char* kCacheNames[kCacheResults] = {"hit", "miss", "stale", "bypass"};
+  for (size_t r = 0; r < kCacheResults; ++r) {
+    cache_requests.metric.push_back(
+        sample({{"result", kCacheNames[r]}}, load(cache_results_[r].value), MetricType::Counter));
+  }
+  auto cache_bytes =
+      family("crest_cache_bytes", "Bytes held by the response cache (headers and bodies)",
+             MetricType::Gauge);
+  double cached = 0;
   if (runtime_) {
     if (auto rt = runtime_()) {
+      if (rt->cache()) cached = static_cast<double>(rt->cache()->bytes());
       for (const auto& pool : rt->pools()) {
         double waiting = pool.admission ? pool.admission->waiting() : 0;
         queue_depth.metric.push_back(
@@ -231,6 +243,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
   std::vector<MetricFamily> out = {requests, duration,  upstream,     connect_errors, active,
                                    up,       checks,    conns_active, conns_total,    rejected,
                                    tls,      fallbacks, rate_limited, shed,           queue_depth};
+  cache_bytes.metric.push_back(sample({}, cached, MetricType::Gauge));
+  out.push_back(std::move(cache_requests));
+  out.push_back(std::move(cache_bytes));
   for (auto& f : registry_->Collect()) out.push_back(std::move(f));
   return out;
 }

@@ -90,6 +90,10 @@ struct ServerCells {
   CounterCell checks_fail;
 };
 
+// X-Cache of a cached route's response (crest_cache_requests_total's result).
+enum class CacheResult { Hit, Miss, Stale, Bypass };
+constexpr size_t kCacheResults = 4;
+
 class Metrics : public prometheus::Collectable {
  public:
   // Where the live gauges (active requests, server up) are read from at scrape time.
@@ -103,6 +107,8 @@ class Metrics : public prometheus::Collectable {
   ListenerCells* listenerCells(const std::string& listener);
   ServerCells* serverCells(const std::string& pool, const std::string& server);
   PoolCells* poolCells(const std::string& pool);
+  // Responses of cached routes by CacheResult.
+  std::array<CounterCell, kCacheResults>* cacheCells() { return &cache_results_; }
 
   // Main-thread metrics of configuration loads.
   void countReload(bool success, uint64_t generation, double unix_time);
@@ -118,6 +124,7 @@ class Metrics : public prometheus::Collectable {
   std::map<std::string, std::unique_ptr<ListenerCells>> listeners_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerCells>> servers_;
   std::map<std::string, std::unique_ptr<PoolCells>> pools_;
+  std::array<CounterCell, kCacheResults> cache_results_;
   RuntimeSource runtime_;
 
   std::shared_ptr<prometheus::Registry> registry_;

@@ -63,6 +63,15 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
   rt->generation_ = generation;
   const conf::Config& cfg = *rt->config_;
   size_t errors_before = errors.size();
+  rt->cache_results_ = metrics.cacheCells();
+  if (cfg.cache) {
+    if (previous != nullptr && previous->cache_ &&
+        previous->cache_->maxBytes() == cfg.cache->max_size) {
+      rt->cache_ = previous->cache_;
+    } else {
+      rt->cache_ = std::make_shared<cache::ResponseCache>(cfg.cache->max_size);
+    }
+  }
   rt->pools_.reserve(cfg.pools.size());
   for (const auto& pool : cfg.pools) {
     PoolRuntime pr;

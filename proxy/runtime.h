@@ -10,6 +10,7 @@
 
 #include "balancer/balancer.h"
 #include "balancer/weighted_split.h"
+#include "cache/response_cache.h"
 #include "conf/config.h"
 #include "conf/yaml_reader.h"
 #include "limits/admission_queue.h"
@@ -94,12 +95,18 @@ class Runtime {
   const std::vector<ListenerRuntime>& listeners() const { return listeners_; }
   // nullptr when no listener has that name.
   const ListenerRuntime* findListener(const std::string& name) const;
+  // The response cache shared by all workers; null without a cache section.
+  // Kept across reloads while cache.max_size stays.
+  const std::shared_ptr<cache::ResponseCache>& cache() const { return cache_; }
+  std::array<CounterCell, kCacheResults>* cacheResults() const { return cache_results_; }
 
  private:
   std::shared_ptr<const conf::Config> config_;
   uint64_t generation_ = 0;
   std::vector<PoolRuntime> pools_;
   std::vector<ListenerRuntime> listeners_;
+  std::shared_ptr<cache::ResponseCache> cache_;
+  std::array<CounterCell, kCacheResults>* cache_results_ = nullptr;
 };
 
 }  // namespace crest::proxy

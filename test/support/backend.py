@@ -10,6 +10,9 @@ Names itself in the X-Backend response header. Paths:
                     requests this backend was serving at once, this one included
   /slow-on/NAME     answers after 200 ms when this backend is NAME, at once otherwise
   /status/CODE      answers with that status
+  /page?hdr=NAME:VALUE&delay=MS
+                    200 (500 while --fail-file exists) with those response headers, after
+                    MS ms; the body counts the requests for this exact target (for caches)
   /close            answers then closes the connection (no keep-alive)
   /eof-body         body delimited by closing the connection (no length)
   /die-mid-body     announces 100000 bytes, sends 1000, then closes
@@ -24,6 +27,7 @@ import socketserver
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
@@ -123,6 +127,15 @@ class Handler(BaseHTTPRequestHandler):
             if parts[1] == self.server.name:
                 time.sleep(0.2)
             self._send(200, f"done on {self.server.name}\n".encode())
+        elif parts[0] == "page":
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            with self.server.log_lock:
+                self.server.page_counts[self.path] = self.server.page_counts.get(self.path, 0) + 1
+                n = self.server.page_counts[self.path]
+            time.sleep(int(query.get("delay", ["0"])[0]) / 1000.0)
+            failing = self.server.fail_file and os.path.exists(self.server.fail_file)
+            headers = dict(h.split(":", 1) for h in query.get("hdr", []))
+            self._send(500 if failing else 200, f"{self.server.name} {self.path} #{n}\n".encode(), headers)
         elif parts[0] == "status":
             self._send(int(parts[1]), b"status\n")
         elif path == "/close":
@@ -178,6 +191,7 @@ def main():
     server.log_path = args.log
     server.log_lock = threading.Lock()
     server.in_flight = 0
+    server.page_counts = {}
     server.fail_file = args.fail_file
     print(f"backend {args.name} listening on {args.host}:{args.port}", flush=True)
     try:
