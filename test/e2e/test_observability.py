@@ -12,7 +12,7 @@ SPEC_FAMILIES = [
     "crest_health_checks_total", "crest_downstream_connections_active", "crest_downstream_connections_total",
     "crest_tls_handshakes_total", "crest_config_reloads_total", "crest_config_generation",
     "crest_config_last_reload_success_timestamp_seconds", "crest_rate_limited_total",
-    "crest_shed_requests_total", "crest_queue_depth",
+    "crest_shed_requests_total", "crest_queue_depth", "crest_cache_requests_total", "crest_cache_bytes",
 ]
 
 
