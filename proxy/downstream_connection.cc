@@ -172,7 +172,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       request_parser_(Http1Parser::Kind::Request, {}),
       response_parser_(Http1Parser::Kind::Response, {}),
       request_out_(evbuffer_new()) {
-  event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+  event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
   timer_ = evtimer_new(worker_.base(), &DownstreamConnection::onTimer, this);
   listener_metrics_->connections_active.add(1);
@@ -210,7 +210,8 @@ void DownstreamConnection::armTimer(milliseconds timeout) {
 
 void DownstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<DownstreamConnection*>(arg);
-  if (what & EV_READ) self->client_readable_ = true;
+  if (what & (EV_READ | EV_CLOSED)) self->client_readable_ = true;
+  if (what & EV_CLOSED) self->client_closing_ = true;
   self->pump();
 }
 
@@ -319,7 +320,7 @@ bool DownstreamConnection::readClient() {
                    : kHighWater;
   if (evbuffer_get_length(in_) >= cap) return false;
   size_t got = 0;
-  switch (ssl_ ? tlsRead(ssl_, in_, cap, got) : readInto(fd_, in_, cap, got)) {
+  switch (ssl_ ? tlsRead(ssl_, in_, cap, got) : readInto(fd_, in_, cap, got, client_closing_)) {
     case IoResult::WouldBlock:
       client_readable_ = false;
       break;

@@ -138,6 +138,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   Phase phase_ = Phase::AwaitingRequest;
 
   bool client_readable_ = true;
+  bool client_closing_ = false;  // the client's FIN was reported: read to the end
   bool client_eof_ = false;
   bool client_error_ = false;
   std::chrono::steady_clock::time_point client_activity_;

@@ -71,7 +71,7 @@ uint64_t addressHash(const sockaddr_storage& addr) {
   return balancer::hashBytes(&a6, sizeof a6);
 }
 
-IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read) {
+IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof) {
   bytes_read = 0;
   while (evbuffer_get_length(buffer) < cap) {
     constexpr size_t kChunk = 64 * 1024;
@@ -91,6 +91,8 @@ IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read) {
       evbuffer_commit_space(buffer, vec, 0);
       return IoResult::Closed;
     }
+    size_t offered = 0;
+    for (int i = 0; i < n; ++i) offered += vec[i].iov_len;
     size_t left = static_cast<size_t>(got);
     for (int i = 0; i < n; ++i) {
       vec[i].iov_len = std::min(vec[i].iov_len, left);
@@ -98,6 +100,7 @@ IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read) {
     }
     evbuffer_commit_space(buffer, vec, n);
     bytes_read += static_cast<size_t>(got);
+    if (static_cast<size_t>(got) < offered && !until_eof) return IoResult::WouldBlock;
   }
   return IoResult::Progress;
 }

@@ -32,9 +32,15 @@ uint64_t addressHash(const sockaddr_storage& addr);
 
 enum class IoResult { Progress, WouldBlock, Closed, Error };
 
-// Reads until the socket would block, it closes, or `buffer` holds `cap` bytes.
-// Returns WouldBlock when drained, Progress when it stopped at `cap`.
-IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read);
+// Reads until the socket is drained, it closes, or `buffer` holds `cap` bytes.
+// Returns WouldBlock when drained, Progress when it stopped at `cap`. A read
+// shorter than the space offered counts as drained, without the extra read
+// that would say EAGAIN (a third of the system calls of a small exchange):
+// with edge-triggered events, data that arrives later brings a new edge. A
+// peer's FIN that came with the last data brings none, so once the event
+// loop has reported the peer closing (EV_CLOSED), pass `until_eof` to read
+// on to the end.
+IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof);
 
 // Writes from `buffer` until it is empty or the socket would block.
 IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written);

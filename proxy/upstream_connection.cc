@@ -43,7 +43,7 @@ bool UpstreamConnection::connect(std::chrono::milliseconds timeout) {
     state_ = State::Failed;
     return false;
   }
-  event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+  event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &UpstreamConnection::onEvent, this);
   event_add(event_, nullptr);
   timeval tv = toTimeval(timeout);
@@ -67,7 +67,8 @@ void UpstreamConnection::checkConnect() {
 
 void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
-  if (what & EV_READ) self->readable_ = true;
+  if (what & (EV_READ | EV_CLOSED)) self->readable_ = true;
+  if (what & EV_CLOSED) self->closing_ = true;
   if (self->state_ == State::Connecting && (what & (EV_WRITE | EV_READ))) self->checkConnect();
   if (self->idle_) {
     // An edge queued while the last response was being read can arrive after
@@ -114,7 +115,7 @@ bool UpstreamConnection::flush(evbuffer* out) {
 void UpstreamConnection::pullInput(size_t cap) {
   if (state_ != State::Connected || !readable_ || peer_closed_ || broken_) return;
   size_t got = 0;
-  IoResult r = readInto(fd_, in_, cap, got);
+  IoResult r = readInto(fd_, in_, cap, got, closing_);
   if (got > 0) last_activity_ = std::chrono::steady_clock::now();
   switch (r) {
     case IoResult::WouldBlock:

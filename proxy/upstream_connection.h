@@ -82,7 +82,8 @@ class UpstreamConnection {
   State state_ = State::Connecting;
   int connect_errno_ = 0;
   uint64_t requests_ = 0;
-  bool readable_ = true;  // edge seen and not yet drained to EAGAIN
+  bool readable_ = true;  // edge seen and not yet drained
+  bool closing_ = false;  // the server's FIN was reported: read to the end
   bool peer_closed_ = false;
   bool broken_ = false;
   bool idle_ = false;
