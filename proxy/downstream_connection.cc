@@ -16,7 +16,6 @@
 
 namespace crest::proxy {
 
-using health::toTimeval;
 namespace {
 
 using std::chrono::milliseconds;
@@ -169,12 +168,13 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       listener_metrics_(listener_metrics),
       ssl_(ssl),
       handshake_done_(ssl == nullptr),
+      timer_(worker.base(), &DownstreamConnection::onTimer, this),
       request_parser_(Http1Parser::Kind::Request, {}),
       response_parser_(Http1Parser::Kind::Response, {}),
       request_out_(evbuffer_new()) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
-  timer_ = evtimer_new(worker_.base(), &DownstreamConnection::onTimer, this);
+
   listener_metrics_->connections_active.add(1);
 }
 
@@ -184,7 +184,6 @@ DownstreamConnection::~DownstreamConnection() {
   endAdmission();
   endCacheFill();
   event_free(event_);
-  event_free(timer_);
   if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
   evbuffer_free(in_);
@@ -200,12 +199,7 @@ void DownstreamConnection::start() {
   new (&request_parser_) Http1Parser(Http1Parser::Kind::Request,
                                      ParserLimits{limits.max_header_bytes, limits.max_headers});
   event_add(event_, nullptr);
-  armTimer(runtime_->config().timeouts.client_header);
-}
-
-void DownstreamConnection::armTimer(milliseconds timeout) {
-  timeval tv = toTimeval(timeout);
-  evtimer_add(timer_, &tv);
+  timer_.setIn(runtime_->config().timeouts.client_header);
 }
 
 void DownstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
@@ -221,6 +215,7 @@ void DownstreamConnection::onUpstreamEvent() {
 
 void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<DownstreamConnection*>(arg);
+  if (!self->timer_.expired()) return;
   const auto& timeouts = self->runtime_->config().timeouts;
   if (self->phase_ == Phase::AwaitingRequest && self->request_parser_.started()) {
     self->respond(408, "the request head did not arrive within " +
@@ -228,12 +223,11 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   } else if (self->waiter_) {
     self->settleWait(self->admission_->withdraw(*self->waiter_));
   } else if (self->phase_ == Phase::Proxying) {
-    // Inactivity of the client while it owes us body bytes or reading; the
-    // timer is re-armed lazily so I/O never touches it.
-    auto quiet = std::chrono::steady_clock::now() - self->client_activity_;
-    if (quiet < timeouts.client_idle) {
-      self->armTimer(std::chrono::duration_cast<milliseconds>(timeouts.client_idle - quiet) +
-                     milliseconds(1));
+    // Inactivity of the client while it owes us body bytes or reading; I/O
+    // only notes the time, the deadline follows it here.
+    auto idle_until = self->client_activity_ + timeouts.client_idle;
+    if (std::chrono::steady_clock::now() < idle_until) {
+      self->timer_.set(idle_until);
       return;
     }
     self->closeNow();
@@ -288,7 +282,7 @@ void DownstreamConnection::pump() {
       if (ssl_ != nullptr && handshake_done_) SSL_shutdown(ssl_);  // close_notify, best effort
       ::shutdown(fd_, SHUT_WR);
       phase_ = Phase::Lingering;
-      armTimer(kLinger);
+      timer_.setIn(kLinger);
       progress = true;
     }
     if (phase_ == Phase::Lingering && client_eof_) closeNow();
@@ -354,7 +348,7 @@ bool DownstreamConnection::parseRequestHead() {
   BodyEncoder none;
   Http1Parser::Event ev = request_parser_.parse(in_, none, 0);
   if (!was_started && request_parser_.started())
-    armTimer(runtime_->config().timeouts.client_header);
+    timer_.setIn(runtime_->config().timeouts.client_header);
   switch (ev) {
     case Http1Parser::Event::Head:
       startExchange();
@@ -405,7 +399,7 @@ void DownstreamConnection::startExchange() {
   coalesced_ = false;
   stale_.reset();
   client_activity_ = std::chrono::steady_clock::now();
-  armTimer(runtime_->config().timeouts.client_idle);
+  timer_.setIn(runtime_->config().timeouts.client_idle);
   response_parser_.setNoBody(head.method == "HEAD");
 
   std::string host = head.find("host") ? *head.find("host") : std::string();
@@ -647,7 +641,7 @@ bool DownstreamConnection::admit() {
       return true;
     case limits::AdmissionQueue::Entry::Queued:
       waiter_ = std::move(waiter);
-      armTimer(pool_->config->queue->timeout);
+      timer_.setIn(pool_->config->queue->timeout);
       return false;
     case limits::AdmissionQueue::Entry::Refused:
       break;
@@ -671,7 +665,7 @@ void DownstreamConnection::settleWait(limits::AdmissionTicket::State state) {
   if (state == State::Granted) {
     holds_slot_ = true;
     client_activity_ = std::chrono::steady_clock::now();
-    armTimer(runtime_->config().timeouts.client_idle);
+    timer_.setIn(runtime_->config().timeouts.client_idle);
     forwardToPool();
     return;
   }
@@ -1115,8 +1109,8 @@ void DownstreamConnection::finishExchange() {
   cache_result_.reset();
   stale_.reset();
   phase_ = Phase::AwaitingRequest;
-  armTimer(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
-                                        : runtime_->config().timeouts.client_idle);
+  timer_.setIn(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
+                                            : runtime_->config().timeouts.client_idle);
 }
 
 void DownstreamConnection::closeNow() {
@@ -1128,7 +1122,7 @@ void DownstreamConnection::closeNow() {
   endCacheFill();
   upstream_.reset();
   event_del(event_);
-  evtimer_del(timer_);
+  timer_.clear();
 }
 
 }  // namespace crest::proxy

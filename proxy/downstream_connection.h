@@ -17,6 +17,7 @@
 
 #include "balancer/balancer.h"
 #include "proxy/body_encoder.h"
+#include "proxy/deadline_timer.h"
 #include "proxy/http1_parser.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
@@ -118,13 +119,13 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // not turned away by routing, limits or the pool.
   void respondWith(int status, std::string_view content_type, std::string_view body,
                    std::string_view extra_headers, bool request_fault);
-  void armTimer(std::chrono::milliseconds timeout);
+
   void closeNow();
 
   Worker& worker_;
   int fd_;
   event* event_;
-  event* timer_;
+
   evbuffer* in_;
   evbuffer* out_;
   std::string peer_ip_;
@@ -133,6 +134,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   ListenerCells* listener_metrics_;
   SSL* ssl_;
   bool handshake_done_;
+  DeadlineTimer timer_;
   std::shared_ptr<const Runtime> runtime_;
   const ListenerRuntime* listener_ = nullptr;
   Phase phase_ = Phase::AwaitingRequest;

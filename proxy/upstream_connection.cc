@@ -12,18 +12,18 @@
 
 namespace crest::proxy {
 
-using health::toTimeval;
 namespace {}  // namespace
 
 UpstreamConnection::UpstreamConnection(event_base* base, UpstreamPool& pool,
                                        std::shared_ptr<UpstreamServer> server)
-    : base_(base), pool_(pool), server_(std::move(server)), in_(evbuffer_new()) {
-  timer_ = evtimer_new(base_, &UpstreamConnection::onTimer, this);
-}
+    : base_(base),
+      pool_(pool),
+      server_(std::move(server)),
+      in_(evbuffer_new()),
+      timer_(base, &UpstreamConnection::onTimer, this) {}
 
 UpstreamConnection::~UpstreamConnection() {
   if (event_) event_free(event_);
-  event_free(timer_);
   if (fd_ >= 0) ::close(fd_);
   evbuffer_free(in_);
 }
@@ -46,8 +46,7 @@ bool UpstreamConnection::connect(std::chrono::milliseconds timeout) {
   event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &UpstreamConnection::onEvent, this);
   event_add(event_, nullptr);
-  timeval tv = toTimeval(timeout);
-  evtimer_add(timer_, &tv);
+  timer_.setIn(timeout);
   return true;
 }
 
@@ -61,7 +60,7 @@ void UpstreamConnection::checkConnect() {
     broken_ = true;
   } else {
     state_ = State::Connected;
-    evtimer_del(timer_);
+    timer_.clear();
   }
 }
 
@@ -85,6 +84,7 @@ void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
 
 void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
+  if (!self->timer_.expired()) return;
   if (self->idle_) {
     self->pool_.discard(self);
     return;
@@ -92,12 +92,9 @@ void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   if (self->state_ == State::Connected && self->response_timeout_.count() > 0) {
     // The response clock restarts on every read; the timer is only re-armed
     // lazily here, so reads stay free of timer operations.
-    auto quiet = std::chrono::steady_clock::now() - self->last_activity_;
-    if (quiet < self->response_timeout_) {
-      timeval tv = toTimeval(
-          std::chrono::duration_cast<std::chrono::milliseconds>(self->response_timeout_ - quiet) +
-          std::chrono::milliseconds(1));
-      evtimer_add(self->timer_, &tv);
+    auto quiet_until = self->last_activity_ + self->response_timeout_;
+    if (std::chrono::steady_clock::now() < quiet_until) {
+      self->timer_.set(quiet_until);
       return;
     }
   }
@@ -135,26 +132,24 @@ void UpstreamConnection::pullInput(size_t cap) {
 void UpstreamConnection::expectResponseWithin(std::chrono::milliseconds timeout) {
   response_timeout_ = timeout;
   last_activity_ = std::chrono::steady_clock::now();
-  timeval tv = toTimeval(timeout);
-  evtimer_add(timer_, &tv);
+  timer_.set(last_activity_ + timeout);
 }
 
 void UpstreamConnection::stopTimer() {
   response_timeout_ = std::chrono::milliseconds(0);
-  evtimer_del(timer_);
+  timer_.clear();
 }
 
 void UpstreamConnection::parkIdle(std::chrono::milliseconds idle_timeout) {
   handler_ = nullptr;
   idle_ = true;
   response_timeout_ = std::chrono::milliseconds(0);
-  timeval tv = toTimeval(idle_timeout);
-  evtimer_add(timer_, &tv);
+  timer_.setIn(idle_timeout);
 }
 
 void UpstreamConnection::unpark() {
   idle_ = false;
-  evtimer_del(timer_);
+  timer_.clear();
 }
 
 }  // namespace crest::proxy

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <memory>
 
+#include "proxy/deadline_timer.h"
 #include "proxy/runtime.h"
 #include "proxy/socket_io.h"
 
@@ -76,8 +77,8 @@ class UpstreamConnection {
   std::shared_ptr<UpstreamServer> server_;
   int fd_ = -1;
   event* event_ = nullptr;
-  event* timer_ = nullptr;
   evbuffer* in_;
+  DeadlineTimer timer_;
   Handler* handler_ = nullptr;
   State state_ = State::Connecting;
   int connect_errno_ = 0;
