@@ -1,14 +1,29 @@
 #include "proxy/header_rewrite.h"
 
-#include <cstdio>
+#include <charconv>
 #include <string>
+#include <vector>
 
 namespace crest::proxy {
 namespace {
 
-constexpr std::string_view kAlwaysHopByHop[] = {
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding",
-};
+// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding.
+bool alwaysHopByHop(std::string_view name) {
+  switch (name.size()) {
+    case 2:
+      return equalsIgnoreCase(name, "te");
+    case 7:
+      return equalsIgnoreCase(name, "trailer") || equalsIgnoreCase(name, "upgrade");
+    case 10:
+      return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "keep-alive");
+    case 16:
+      return equalsIgnoreCase(name, "proxy-connection");
+    case 17:
+      return equalsIgnoreCase(name, "transfer-encoding");
+    default:
+      return false;
+  }
+}
 
 // Is `name` among the comma-separated tokens of `list`?
 bool listHasToken(std::string_view list, std::string_view name) {
@@ -25,120 +40,154 @@ bool listHasToken(std::string_view list, std::string_view name) {
   return false;
 }
 
-void addHeader(evbuffer* out, std::string_view name, std::string_view value) {
-  evbuffer_add(out, name.data(), name.size());
-  evbuffer_add(out, ": ", 2);
-  evbuffer_add(out, value.data(), value.size());
-  evbuffer_add(out, "\r\n", 2);
+// Whether a header is hop-by-hop in one message: the fixed names, and the
+// ones its Connection headers list. The list is read once per message, not
+// once per header.
+class HopByHop {
+ public:
+  explicit HopByHop(const MessageHead& head) {
+    for (const auto& f : head.headers) {
+      // "keep-alive" and "close" name no header worth a search.
+      if (equalsIgnoreCase(f.name, "connection") && !equalsIgnoreCase(f.value, "keep-alive") &&
+          !equalsIgnoreCase(f.value, "close")) {
+        connection_values_.push_back(f.value);
+      }
+    }
+  }
+  bool operator()(std::string_view name) const {
+    if (alwaysHopByHop(name)) return true;
+    for (auto list : connection_values_) {
+      if (listHasToken(list, name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::string_view> connection_values_;
+};
+
+// Heads are assembled in one string and added to the output in one call:
+// evbuffer_add costs about a hundred instructions, a head is dozens of pieces.
+std::string& scratchHead() {
+  thread_local std::string head;
+  head.clear();
+  return head;
 }
 
-void addContentLength(evbuffer* out, uint64_t length) {
-  char line[48];
-  int n = std::snprintf(line, sizeof line, "Content-Length: %llu\r\n",
-                        static_cast<unsigned long long>(length));
-  evbuffer_add(out, line, static_cast<size_t>(n));
+void addHeader(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ", 2).append(value).append("\r\n", 2);
 }
 
-void addStatusLine(evbuffer* out, int status, std::string_view reason) {
-  char line[32];
-  int n = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
-  evbuffer_add(out, line, static_cast<size_t>(n));
-  evbuffer_add(out, reason.data(), reason.size());
-  evbuffer_add(out, "\r\n", 2);
+void addNumber(std::string& out, uint64_t n) {
+  char digits[24];
+  auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, static_cast<size_t>(end - digits));
+}
+
+void addContentLength(std::string& out, uint64_t length) {
+  out.append("Content-Length: ");
+  addNumber(out, length);
+  out.append("\r\n", 2);
+}
+
+void addStatusLine(std::string& out, int status, std::string_view reason) {
+  out.append("HTTP/1.1 ");
+  addNumber(out, static_cast<uint64_t>(status));
+  out.push_back(' ');
+  out.append(reason).append("\r\n", 2);
 }
 
 // Connection header for the client, the proxy's own lines, the blank line.
-void endResponseHead(evbuffer* out, int client_minor, bool close, std::string_view extra_headers) {
+void endResponseHead(std::string& out, int client_minor, bool close,
+                     std::string_view extra_headers) {
   if (close) {
     addHeader(out, "Connection", "close");
   } else if (client_minor == 0) {
     addHeader(out, "Connection", "keep-alive");
   }
-  evbuffer_add(out, extra_headers.data(), extra_headers.size());
-  evbuffer_add(out, "\r\n", 2);
+  out.append(extra_headers).append("\r\n", 2);
 }
 
 }  // namespace
 
-bool isHopByHop(const MessageHead& head, std::string_view name) {
-  for (auto h : kAlwaysHopByHop) {
-    if (equalsIgnoreCase(h, name)) return true;
-  }
-  for (const auto& f : head.headers) {
-    if (equalsIgnoreCase(f.name, "connection") && listHasToken(f.value, name)) return true;
-  }
-  return false;
-}
-
 void writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
                               const ForwardInfo& info, evbuffer* out) {
-  evbuffer_add(out, request.method.data(), request.method.size());
-  evbuffer_add(out, " ", 1);
-  evbuffer_add(out, target.data(), target.size());
-  evbuffer_add(out, " HTTP/1.1\r\n", 11);
-  std::string forwarded_for;
+  std::string& head = scratchHead();
+  HopByHop hop_by_hop(request);
+  head.append(request.method);
+  head.append(" ");
+  head.append(target);
+  head.append(" HTTP/1.1\r\n");
+  std::string forwarded_for;  // earlier X-Forwarded-For values, each followed by ", "
   const std::string* host = nullptr;
   bool has_request_id = false;
   for (const auto& f : request.headers) {
-    if (isHopByHop(request, f.name) || equalsIgnoreCase(f.name, "content-length") ||
+    if (hop_by_hop(f.name) || equalsIgnoreCase(f.name, "content-length") ||
         equalsIgnoreCase(f.name, "expect") || equalsIgnoreCase(f.name, "x-forwarded-proto") ||
         equalsIgnoreCase(f.name, "x-forwarded-host")) {
       continue;
     }
     if (equalsIgnoreCase(f.name, "x-forwarded-for")) {
-      forwarded_for += f.value + ", ";
+      forwarded_for.append(f.value).append(", ");
       continue;
     }
     if (equalsIgnoreCase(f.name, "host")) host = &f.value;
     if (equalsIgnoreCase(f.name, "x-request-id")) has_request_id = true;
-    addHeader(out, f.name, f.value);
+    addHeader(head, f.name, f.value);
   }
-  if (host == nullptr) addHeader(out, "Host", info.default_host);
-  forwarded_for += info.client_ip;
-  addHeader(out, "X-Forwarded-For", forwarded_for);
-  addHeader(out, "X-Forwarded-Proto", info.proto);
-  addHeader(out, "X-Forwarded-Host", host != nullptr ? std::string_view(*host) : info.default_host);
-  if (!has_request_id) addHeader(out, "X-Request-Id", info.request_id);
+  if (host == nullptr) addHeader(head, "Host", info.default_host);
+  head.append("X-Forwarded-For: ").append(forwarded_for).append(info.client_ip).append("\r\n");
+  addHeader(head, "X-Forwarded-Proto", info.proto);
+  addHeader(head, "X-Forwarded-Host",
+            host != nullptr ? std::string_view(*host) : info.default_host);
+  if (!has_request_id) addHeader(head, "X-Request-Id", info.request_id);
   if (request.framing == Framing::Chunked) {
-    addHeader(out, "Transfer-Encoding", "chunked");
+    addHeader(head, "Transfer-Encoding", "chunked");
   } else if (request.framing == Framing::ContentLength) {
-    addContentLength(out, request.content_length);
+    addContentLength(head, request.content_length);
   }
-  evbuffer_add(out, "\r\n", 2);
+  head.append("\r\n");
+  evbuffer_add(out, head.data(), head.size());
 }
 
 void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
                                  bool close, evbuffer* out, std::string_view extra_headers) {
-  addStatusLine(out, response.status, response.reason);
+  std::string& head = scratchHead();
+  HopByHop hop_by_hop(response);
+  addStatusLine(head, response.status, response.reason);
   for (const auto& f : response.headers) {
-    if (isHopByHop(response, f.name)) continue;
+    if (hop_by_hop(f.name)) continue;
     // A bodiless response (HEAD, 204, 304) keeps the server's Content-Length:
     // it describes the representation, not this message's framing.
     if (equalsIgnoreCase(f.name, "content-length") && response.framing != Framing::None) continue;
-    addHeader(out, f.name, f.value);
+    addHeader(head, f.name, f.value);
   }
   if (response.framing == Framing::ContentLength) {
-    addContentLength(out, response.content_length);
+    addContentLength(head, response.content_length);
   } else if (chunked) {
-    addHeader(out, "Transfer-Encoding", "chunked");
+    addHeader(head, "Transfer-Encoding", "chunked");
   }
-  endResponseHead(out, client_minor, close, extra_headers);
+  endResponseHead(head, client_minor, close, extra_headers);
+  evbuffer_add(out, head.data(), head.size());
 }
 
 void writeStoredResponseHead(int status, std::string_view reason, std::string_view lines,
                              uint64_t content_length, int client_minor, bool close, evbuffer* out,
                              std::string_view extra_headers) {
-  addStatusLine(out, status, reason);
-  evbuffer_add(out, lines.data(), lines.size());
-  if (status != 204 && status != 304) addContentLength(out, content_length);
-  endResponseHead(out, client_minor, close, extra_headers);
+  std::string& head = scratchHead();
+  addStatusLine(head, status, reason);
+  head.append(lines);
+  if (status != 204 && status != 304) addContentLength(head, content_length);
+  endResponseHead(head, client_minor, close, extra_headers);
+  evbuffer_add(out, head.data(), head.size());
 }
 
 void storedHeaderLines(const MessageHead& response, std::string& all, std::string& not_modified) {
   constexpr std::string_view kRepeatedBy304[] = {"cache-control", "content-location", "date",
                                                  "etag",          "expires",          "vary"};
+  HopByHop hop_by_hop(response);
   for (const auto& f : response.headers) {
-    if (isHopByHop(response, f.name) || equalsIgnoreCase(f.name, "content-length") ||
+    if (hop_by_hop(f.name) || equalsIgnoreCase(f.name, "content-length") ||
         equalsIgnoreCase(f.name, "age")) {
       continue;  // framing is restated per answer, Age computed per answer
     }
@@ -152,13 +201,15 @@ void storedHeaderLines(const MessageHead& response, std::string& all, std::strin
 
 void writeProxyResponse(int status, std::string_view content_type, std::string_view body,
                         bool close, evbuffer* out, std::string_view extra_headers) {
-  addStatusLine(out, status, reasonPhrase(status));
-  addHeader(out, "Content-Type", content_type);
-  addContentLength(out, body.size());
-  if (close) addHeader(out, "Connection", "close");
-  evbuffer_add(out, extra_headers.data(), extra_headers.size());
-  evbuffer_add(out, "\r\n", 2);
-  evbuffer_add(out, body.data(), body.size());
+  std::string& head = scratchHead();
+  addStatusLine(head, status, reasonPhrase(status));
+  addHeader(head, "Content-Type", content_type);
+  addContentLength(head, body.size());
+  if (close) addHeader(head, "Connection", "close");
+  head.append(extra_headers);
+  head.append("\r\n");
+  head.append(body);
+  evbuffer_add(out, head.data(), head.size());
 }
 
 std::string_view reasonPhrase(int status) {

@@ -18,10 +18,9 @@ struct ForwardInfo {
   std::string_view default_host;  // Host for HTTP/1.0 requests that sent none
 };
 
-// True for headers that describe one connection, never forwarded: Connection,
+// Headers that describe one connection are never forwarded: Connection,
 // Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding, and
 // whatever the message's Connection header names.
-bool isHopByHop(const MessageHead& head, std::string_view name);
 
 // HTTP/1.1 request head for a server; `target` in origin form.
 void writeUpstreamRequestHead(const MessageHead& request, std::string_view target,

@@ -10,12 +10,6 @@ Http1Parser* self(llhttp_t* p) {
   return static_cast<Http1Parser*>(p->data);
 }
 
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  return s;
-}
-
 bool allDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -49,7 +43,19 @@ Http1Parser::Http1Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(
 
 int Http1Parser::onMessageBegin(llhttp_t* p) {
   Http1Parser* s = self(p);
-  s->head_ = MessageHead{};
+  MessageHead& h = s->head_;
+  h.method.clear();
+  h.target.clear();
+  h.reason.clear();
+  h.status = 0;
+  h.version_minor = 1;
+  h.framing = Framing::None;
+  h.content_length = 0;
+  h.keep_alive = true;
+  h.expect_continue = false;
+  // The fields keep their string buffers for the next message's headers.
+  for (auto& f : h.headers) s->spare_fields_.push_back(std::move(f));
+  h.headers.clear();
   s->field_.clear();
   s->in_value_ = false;
   s->url_complete_ = false;
@@ -94,7 +100,7 @@ int Http1Parser::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
       llhttp_set_error_reason(p, "too many header fields");
       return HPE_USER;
     }
-    s->head_.headers.push_back(HeaderField{s->field_, {}});
+    s->addField();
     s->in_value_ = true;
   }
   s->head_.headers.back().value.append(at, len);
@@ -110,13 +116,26 @@ int Http1Parser::onHeaderValueComplete(llhttp_t* p) {
       llhttp_set_error_reason(p, "too many header fields");
       return HPE_USER;
     }
-    s->head_.headers.push_back(HeaderField{s->field_, {}});
+    s->addField();
   } else {
-    auto& value = s->head_.headers.back().value;
-    value = std::string(trimOws(value));
+    std::string& value = s->head_.headers.back().value;
+    size_t last = value.find_last_not_of(" \t");
+    value.erase(last == std::string::npos ? 0 : last + 1);
+    value.erase(0, std::min(value.size(), value.find_first_not_of(" \t")));
   }
   s->in_value_ = true;
   return 0;
+}
+
+void Http1Parser::addField() {
+  if (spare_fields_.empty()) {
+    head_.headers.push_back(HeaderField{field_, {}});
+    return;
+  }
+  HeaderField& f = head_.headers.emplace_back(std::move(spare_fields_.back()));
+  spare_fields_.pop_back();
+  f.name.assign(field_);
+  f.value.clear();
 }
 
 int Http1Parser::onHeadersComplete(llhttp_t* p) {
@@ -126,30 +145,43 @@ int Http1Parser::onHeadersComplete(llhttp_t* p) {
 std::string Http1Parser::validateHead() {
   const auto& h = head_;
   if (parser_.http_major != 1 || parser_.http_minor > 1) return "unsupported HTTP version";
-  size_t te_count = h.count("transfer-encoding");
-  size_t cl_count = h.count("content-length");
+  // One pass over the fields, then the verdicts in a fixed order.
+  size_t te_count = 0;
+  size_t cl_count = 0;
+  size_t hosts = 0;
+  const std::string* te = nullptr;
+  const std::string* first_cl = nullptr;
+  const char* cl_problem = nullptr;
+  bool bad_character = false;
+  for (const auto& f : h.headers) {
+    for (unsigned char c : f.value) bad_character |= (c < 0x20 && c != '\t') || c == 0x7f;
+    if (equalsIgnoreCase(f.name, "host")) {
+      ++hosts;
+    } else if (equalsIgnoreCase(f.name, "transfer-encoding")) {
+      ++te_count;
+      te = &f.value;
+    } else if (equalsIgnoreCase(f.name, "content-length")) {
+      ++cl_count;
+      if (cl_problem != nullptr) continue;
+      if (!allDigits(f.value)) {
+        cl_problem = "invalid Content-Length";
+      } else if (first_cl != nullptr && *first_cl != f.value) {
+        cl_problem = "conflicting Content-Length headers";
+      }
+      first_cl = &f.value;
+    }
+  }
   if (te_count > 0) {
     if (te_count > 1) return "more than one Transfer-Encoding header";
     if (cl_count > 0) return "both Content-Length and Transfer-Encoding";
-    if (!equalsIgnoreCase(*h.find("transfer-encoding"), "chunked")) {
+    if (!equalsIgnoreCase(*te, "chunked")) {
       return "unsupported Transfer-Encoding (only chunked is accepted)";
     }
     if (parser_.http_minor == 0) return "Transfer-Encoding in an HTTP/1.0 message";
   }
-  const std::string* first_cl = nullptr;
-  for (const auto& f : h.headers) {
-    if (!equalsIgnoreCase(f.name, "content-length")) continue;
-    if (!allDigits(f.value)) return "invalid Content-Length";
-    if (first_cl != nullptr && *first_cl != f.value) return "conflicting Content-Length headers";
-    first_cl = &f.value;
-  }
-  for (const auto& f : h.headers) {
-    for (unsigned char c : f.value) {
-      if ((c < 0x20 && c != '\t') || c == 0x7f) return "invalid character in a header value";
-    }
-  }
+  if (cl_problem != nullptr) return cl_problem;
+  if (bad_character) return "invalid character in a header value";
   if (kind_ == Kind::Request) {
-    size_t hosts = h.count("host");
     if (hosts > 1) return "more than one Host header";
     if (hosts == 0 && parser_.http_minor == 1) return "missing Host header";
     if (parser_.method == HTTP_CONNECT) return "CONNECT is not supported";
@@ -208,16 +240,31 @@ const char* Http1Parser::scanHead(const char* data, size_t len) {
   // What llhttp lets through but peers may read differently: a header line
   // starting with a space or tab continues the previous one (obs-fold), and
   // runs of spaces in the first line shift its fields.
-  for (size_t i = 0; i < len; ++i) {
-    char c = data[i];
-    if (previous_byte_ == '\n' && (c == ' ' || c == '\t')) return "obsolete line folding";
-    if (kind_ == Kind::Request && !past_first_line_ && c == ' ' &&
-        (previous_byte_ == ' ' || previous_byte_ == 0)) {
-      return "extra spaces in the first line";
+  if (len == 0) return nullptr;
+  size_t i = 0;
+  if (kind_ == Kind::Request) {
+    for (; i < len && !past_first_line_; ++i) {
+      char c = data[i];
+      if (c == ' ' && (previous_byte_ == ' ' || previous_byte_ == 0)) {
+        return "extra spaces in the first line";
+      }
+      past_first_line_ = c == '\n';
+      previous_byte_ = c;
     }
-    if (c == '\n') past_first_line_ = true;
-    previous_byte_ = c;
   }
+  // Line starts: after a newline of an earlier read, then after each newline here.
+  if (i < len && previous_byte_ == '\n' && (data[i] == ' ' || data[i] == '\t')) {
+    return "obsolete line folding";
+  }
+  while (i < len) {
+    const void* newline = std::memchr(data + i, '\n', len - i);
+    if (newline == nullptr) break;
+    size_t next = static_cast<size_t>(static_cast<const char*>(newline) - data) + 1;
+    if (next < len && (data[next] == ' ' || data[next] == '\t')) return "obsolete line folding";
+    past_first_line_ = true;
+    i = next;
+  }
+  previous_byte_ = data[len - 1];
   return nullptr;
 }
 

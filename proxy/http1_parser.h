@@ -72,6 +72,8 @@ class Http1Parser {
   static const llhttp_settings_t& settings();
 
   int headersComplete();
+  // Starts the next header field named field_, reusing a spare field's buffers.
+  void addField();
   // Checks beyond llhttp's; "" when the head is acceptable.
   std::string validateHead();
   Event fail(int status, std::string reason);
@@ -85,6 +87,7 @@ class Http1Parser {
   State state_ = State::Head;
   Pause pause_ = Pause::None;
   MessageHead head_;
+  std::vector<HeaderField> spare_fields_;  // fields of earlier messages, for their buffers
   std::string field_;
   bool in_value_ = false;
   bool url_complete_ = false;
