@@ -10,6 +10,29 @@ Http1Parser* self(llhttp_t* p) {
   return static_cast<Http1Parser*>(p->data);
 }
 
+// Whether `s` holds a control character other than HTAB, or DEL. Eight bytes
+// at a time: a word with no byte below 0x20 and none equal to 0x7f is clean.
+bool hasControl(std::string_view s) {
+  auto slow = [](std::string_view part) {
+    return std::any_of(part.begin(), part.end(), [](char ch) {
+      auto c = static_cast<unsigned char>(ch);
+      return (c < 0x20 && c != '\t') || c == 0x7f;
+    });
+  };
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, s.data() + i, 8);
+    uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
+    uint64_t del = x ^ (kOnes * 0x7f);
+    uint64_t is_del = (del - kOnes) & ~del & kHighs;
+    if ((below_space | is_del) != 0 && slow(s.substr(i, 8))) return true;
+  }
+  return slow(s.substr(i));
+}
+
 bool allDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -154,7 +177,7 @@ std::string Http1Parser::validateHead() {
   const char* cl_problem = nullptr;
   bool bad_character = false;
   for (const auto& f : h.headers) {
-    for (unsigned char c : f.value) bad_character |= (c < 0x20 && c != '\t') || c == 0x7f;
+    bad_character = bad_character || hasControl(f.value);
     if (equalsIgnoreCase(f.name, "host")) {
       ++hosts;
     } else if (equalsIgnoreCase(f.name, "transfer-encoding")) {

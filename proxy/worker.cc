@@ -193,10 +193,14 @@ void Worker::maybeExit() {
 }
 
 std::string Worker::newRequestId() {
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(random_()),
-                static_cast<unsigned long long>(random_()));
-  return std::string(buf, 32);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    uint64_t bits = random_();
+    for (int i = 0; i < 16; ++i, bits >>= 4)
+      id[static_cast<size_t>(half * 16 + i)] = kHex[bits & 15];
+  }
+  return id;
 }
 
 }  // namespace crest::proxy

@@ -161,6 +161,10 @@ TEST_CASE("parser: ambiguous or malformed requests are refused with 400") {
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A : one\r\n\r\n", "space before colon"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-\x01: one\r\n\r\n", "CTL in name"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A: o\x7fne\r\n\r\n", "DEL in value"},
+      // Past the first eight bytes of a long value, at every position of a word.
+      {"GET / HTTP/1.1\r\nHost: h\r\nX-A: abcdefghijklm\x7fopq\r\n\r\n", "DEL in a long value"},
+      {"GET / HTTP/1.1\r\nHost: h\r\nX-A: abcdefgh\x01ijklmnop\r\n\r\n", "SOH in a long value"},
+      {"GET / HTTP/1.1\r\nHost: h\r\nX-A: abcdefghijklmno\x1f\r\n\r\n", "US ending a long value"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A: o\rne\r\n\r\n", "bare CR"},
       {"GET / HTTP/1.1\r\n\r\n", "no Host"},
       {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "two Host"},
@@ -185,6 +189,13 @@ TEST_CASE("parser: ambiguous or malformed requests are refused with 400") {
     CHECK(p.end_event == Event::Error);
     CHECK(p.error_status == 400);
   }
+}
+
+TEST_CASE("parser: tabs and high bytes are fine in long values") {
+  auto p =
+      request("GET / HTTP/1.1\r\nHost: h\r\nX-A: a\tb\tc\td\te\tf\tg\th \xc3\xa9t\xc3\xa9\r\n\r\n");
+  CHECK(p.end_event == Event::Complete);
+  CHECK(*p.head.find("x-a") == "a\tb\tc\td\te\tf\tg\th \xc3\xa9t\xc3\xa9");
 }
 
 TEST_CASE("parser: limits give 431 and 414") {
