@@ -170,7 +170,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       handshake_done_(ssl == nullptr),
       timer_(worker.base(), &DownstreamConnection::onTimer, this),
       request_parser_(Http1Parser::Kind::Request, {}),
-      response_parser_(Http1Parser::Kind::Response, {}),
+
       request_out_(evbuffer_new()) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
@@ -400,7 +400,10 @@ void DownstreamConnection::startExchange() {
   stale_.reset();
   client_activity_ = std::chrono::steady_clock::now();
   timer_.setIn(runtime_->config().timeouts.client_idle);
-  response_parser_.setNoBody(head.method == "HEAD");
+  if (!response_parser_) {
+    response_parser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::Response, ParserLimits{});
+  }
+  response_parser_->setNoBody(head.method == "HEAD");
 
   std::string host = head.find("host") ? *head.find("host") : std::string();
   target_ = head.target;
@@ -861,7 +864,7 @@ bool DownstreamConnection::driveUpstream() {
     evbuffer* input = upstream_->input();
     size_t before = evbuffer_get_length(input);
     Http1Parser::Event ev =
-        response_parser_.parse(input, response_body_, kHighWater - evbuffer_get_length(out_));
+        response_parser_->parse(input, response_body_, kHighWater - evbuffer_get_length(out_));
     progress |= evbuffer_get_length(input) != before;
     if (ev == Http1Parser::Event::NeedMore && (upstream_->peerClosed() || upstream_->broken()) &&
         evbuffer_get_length(input) == 0) {
@@ -869,7 +872,7 @@ bool DownstreamConnection::driveUpstream() {
         onUpstreamFailure(UpstreamFailure::Broken);
         return true;
       }
-      ev = response_parser_.finishAtEof(response_body_);
+      ev = response_parser_->finishAtEof(response_body_);
       if (ev == Http1Parser::Event::Error) {
         // Cut short: close before the response's framing ends, so the client
         // can tell it is incomplete.
@@ -878,8 +881,8 @@ bool DownstreamConnection::driveUpstream() {
       }
     }
     if (ev == Http1Parser::Event::Head) {
-      if (response_parser_.head().status < 200) {
-        response_parser_.nextMessage();  // 1xx: interim, not forwarded
+      if (response_parser_->head().status < 200) {
+        response_parser_->nextMessage();  // 1xx: interim, not forwarded
       } else {
         onResponseHead();
       }
@@ -892,7 +895,7 @@ bool DownstreamConnection::driveUpstream() {
     }
     if (ev == Http1Parser::Event::Error) {
       log::warn("upstream: pool " + pool_->config->name + " server " + server_->address +
-                ": invalid response: " + response_parser_.errorReason());
+                ": invalid response: " + response_parser_->errorReason());
       if (response_started_) {
         closeNow();
       } else {
@@ -907,7 +910,7 @@ bool DownstreamConnection::driveUpstream() {
 
 void DownstreamConnection::onResponseHead() {
   const MessageHead& request = request_parser_.head();
-  const MessageHead& response = response_parser_.head();
+  const MessageHead& response = response_parser_->head();
   // A failing pool: an expired entry within its stale time answers instead.
   if (response.status >= 500 && serveStale()) return;
   bool unframed = response.framing == Framing::Chunked || response.framing == Framing::UntilClose;
@@ -925,7 +928,7 @@ void DownstreamConnection::onResponseHead() {
 }
 
 void DownstreamConnection::onResponseComplete() {
-  const MessageHead& response = response_parser_.head();
+  const MessageHead& response = response_parser_->head();
   upstream_time_ = std::chrono::steady_clock::now() - upstream_start_;
   bool reusable = response.keep_alive && request_complete_ &&
                   evbuffer_get_length(request_out_) == 0 &&
@@ -1081,7 +1084,7 @@ void DownstreamConnection::recordExchange() {
     r.target = head.target.empty() ? "-" : std::string_view(head.target);
     r.version_minor = head.version_minor;
     r.status = response_status_;
-    r.bytes = served_by_ ? response_parser_.bodyBytes() : response_bytes_;
+    r.bytes = served_by_ ? response_parser_->bodyBytes() : response_bytes_;
     r.total = total;
     if (pool_) r.pool = pool_->config->name;
     if (served_by_) {
@@ -1102,7 +1105,15 @@ void DownstreamConnection::finishExchange() {
     return;
   }
   request_parser_.nextMessage();
-  response_parser_.nextMessage();
+  if (evbuffer_get_length(in_) == 0) {
+    // Idle until the client asks again, maybe for a long time: hold no
+    // per-request memory meanwhile.
+    response_parser_.reset();
+    request_parser_.releaseMemory();
+    std::string().swap(request_id_);
+  } else {
+    response_parser_->nextMessage();
+  }
   pool_ = nullptr;
   route_ = nullptr;
   route_headers_.clear();

@@ -146,7 +146,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   std::chrono::steady_clock::time_point client_activity_;
 
   Http1Parser request_parser_;
-  Http1Parser response_parser_;
+  std::unique_ptr<Http1Parser> response_parser_;  // null while the connection is idle
   // The exchange in flight (valid in Phase::Proxying).
   const RouteTarget* route_target_ = nullptr;
   const conf::Route* route_ = nullptr;
