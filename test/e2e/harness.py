@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -245,6 +246,19 @@ def get(port, path, headers=None, **kw):
         return c.read_response()
     finally:
         c.close()
+
+
+def concurrently(call, count):
+    """Runs `call` on `count` threads at once; returns their results (in
+    completion order) and the seconds until the last one ended."""
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(count)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, time.monotonic() - start
 
 
 def admin_get(port, path):
