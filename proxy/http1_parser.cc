@@ -80,7 +80,7 @@ int Http1Parser::onMessageBegin(llhttp_t* p) {
   for (auto& f : h.headers) s->spare_fields_.push_back(std::move(f));
   h.headers.clear();
   s->field_.clear();
-  s->in_value_ = false;
+  s->part_ = HeadPart::None;
   s->url_complete_ = false;
   return 0;
 }
@@ -107,24 +107,36 @@ int Http1Parser::onMethod(llhttp_t* p, const char* at, size_t len) {
 
 int Http1Parser::onHeaderField(llhttp_t* p, const char* at, size_t len) {
   Http1Parser* s = self(p);
-  if (s->in_value_) {
+  if (s->part_ != HeadPart::Name) {
     s->field_.clear();
-    s->in_value_ = false;
+    s->part_ = HeadPart::Name;
   }
   s->field_.append(at, len);
   return 0;
 }
 
+int Http1Parser::startField(llhttp_t* p) {
+  // A value with no name before it would otherwise continue the previous
+  // header's value (": x" after "Host: a" reads as "Host: ax").
+  if (part_ != HeadPart::Name || field_.empty()) {
+    callback_error_status_ = kind_ == Kind::Request ? 400 : 502;
+    llhttp_set_error_reason(p, "empty header name");
+    return HPE_USER;
+  }
+  if (head_.headers.size() >= limits_.max_headers) {
+    callback_error_status_ = kind_ == Kind::Request ? 431 : 502;
+    llhttp_set_error_reason(p, "too many header fields");
+    return HPE_USER;
+  }
+  addField();
+  part_ = HeadPart::Value;
+  return 0;
+}
+
 int Http1Parser::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
   Http1Parser* s = self(p);
-  if (!s->in_value_) {
-    if (s->head_.headers.size() >= s->limits_.max_headers) {
-      s->callback_error_status_ = s->kind_ == Kind::Request ? 431 : 502;
-      llhttp_set_error_reason(p, "too many header fields");
-      return HPE_USER;
-    }
-    s->addField();
-    s->in_value_ = true;
+  if (s->part_ != HeadPart::Value) {
+    if (int err = s->startField(p)) return err;
   }
   s->head_.headers.back().value.append(at, len);
   return 0;
@@ -132,21 +144,16 @@ int Http1Parser::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
 
 int Http1Parser::onHeaderValueComplete(llhttp_t* p) {
   Http1Parser* s = self(p);
-  if (!s->in_value_) {
+  if (s->part_ != HeadPart::Value) {
     // An empty value: llhttp calls no on_header_value for it.
-    if (s->head_.headers.size() >= s->limits_.max_headers) {
-      s->callback_error_status_ = s->kind_ == Kind::Request ? 431 : 502;
-      llhttp_set_error_reason(p, "too many header fields");
-      return HPE_USER;
-    }
-    s->addField();
+    if (int err = s->startField(p)) return err;
   } else {
     std::string& value = s->head_.headers.back().value;
     size_t last = value.find_last_not_of(" \t");
     value.erase(last == std::string::npos ? 0 : last + 1);
     value.erase(0, std::min(value.size(), value.find_first_not_of(" \t")));
   }
-  s->in_value_ = true;
+  s->part_ = HeadPart::Done;
   return 0;
 }
 

@@ -76,6 +76,8 @@ class Http1Parser {
   int headersComplete();
   // Starts the next header field named field_, reusing a spare field's buffers.
   void addField();
+  // Checks and starts a field once its value begins; an llhttp error code or 0.
+  int startField(llhttp_t* p);
   // Checks beyond llhttp's; "" when the head is acceptable.
   std::string validateHead();
   Event fail(int status, std::string reason);
@@ -91,7 +93,9 @@ class Http1Parser {
   MessageHead head_;
   std::vector<HeaderField> spare_fields_;  // fields of earlier messages, for their buffers
   std::string field_;
-  bool in_value_ = false;
+  // Where the head's current header line stands.
+  enum class HeadPart { None, Name, Value, Done };
+  HeadPart part_ = HeadPart::None;
   bool url_complete_ = false;
   bool no_body_ = false;
   uint64_t head_bytes_ = 0;

@@ -159,6 +159,9 @@ TEST_CASE("parser: ambiguous or malformed requests are refused with 400") {
        "two TE"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n two\r\n\r\n", "obs-fold"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A : one\r\n\r\n", "space before colon"},
+      // Would otherwise continue the previous value: Host "h" + "evil".
+      {"GET / HTTP/1.1\r\nHost: h\r\n: evil\r\n\r\n", "empty name"},
+      {"GET / HTTP/1.1\r\nHost: h\r\n:\r\n\r\n", "empty name and value"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-\x01: one\r\n\r\n", "CTL in name"},
       {"GET / HTTP/1.1\r\nHost: h\r\nX-A: o\x7fne\r\n\r\n", "DEL in value"},
       // Past the first eight bytes of a long value, at every position of a word.
@@ -251,7 +254,8 @@ TEST_CASE("parser: a response to HEAD has no body whatever its Content-Length sa
 TEST_CASE("parser: malformed responses are 502") {
   for (const char* bad : {"HTTP/1.1 abc OK\r\n\r\n",
                           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "SMTP ready\r\n"}) {
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "SMTP ready\r\n",
+                          "HTTP/1.1 200 OK\r\nX-A: a\r\n: b\r\nContent-Length: 0\r\n\r\n"}) {
     INFO(bad);
     auto p = parseOne(Http1Parser::Kind::Response, bad);
     CHECK(p.end_event == Event::Error);
