@@ -56,7 +56,8 @@ IpHashBalancer::IpHashBalancer(std::vector<Member> members) {
 size_t IpHashBalancer::firstAtOrAfter(uint32_t position) const {
   auto begin = ring_.begin() + bucket_start_[position >> 16];
   auto end = ring_.begin() + bucket_start_[(position >> 16) + 1];
-  auto it = std::lower_bound(begin, end, position, [](const Point& p, uint32_t h) { return p.position < h; });
+  auto it = std::lower_bound(begin, end, position,
+                             [](const Point& p, uint32_t h) { return p.position < h; });
   return static_cast<size_t>(it - ring_.begin());
 }
 

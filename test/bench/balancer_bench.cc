@@ -25,7 +25,8 @@ void pickBenchmark(benchmark::State& state, const char* policy) {
   crest::balancer::TriedSet tried;
   uint64_t client = 0x9e3779b97f4a7c15ull;
   for (auto _ : state) {
-    client = client * 6364136223846793005ull + 1442695040888963407ull;  // a new client address each pick
+    client =
+        client * 6364136223846793005ull + 1442695040888963407ull;  // a new client address each pick
     benchmark::DoNotOptimize(balancer->pick({client}, tried));
   }
 }
