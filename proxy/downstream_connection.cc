@@ -30,7 +30,7 @@ bool idempotent(const std::string& method) {
          method == "DELETE" || method == "TRACE";
 }
 
-std::optional<std::string_view> headerValue(const MessageHead& head, const std::string& name) {
+std::optional<std::string_view> headerValue(const MessageHead& head, std::string_view name) {
   const std::string* value = head.find(name);
   if (value == nullptr) return std::nullopt;
   return std::string_view(*value);
@@ -62,7 +62,7 @@ cache::Nanos steadyNanos() {
 
 // The request's headers as the cache asks for them (lower-case names).
 cache::ResponseCache::RequestHeaders requestHeaders(const MessageHead& head) {
-  return [&head](std::string_view name) { return headerValue(head, std::string(name)); };
+  return [&head](std::string_view name) { return headerValue(head, name); };
 }
 
 // Every value of header `name`, joined with ", " as one list.
@@ -180,9 +180,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
 
 DownstreamConnection::~DownstreamConnection() {
   listener_metrics_->connections_active.add(-1);
-  releaseServer();
-  endAdmission();
-  endCacheFill();
+  releaseExchange();
   event_free(event_);
   if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
@@ -502,11 +500,7 @@ void DownstreamConnection::onFillDone(const Waiter& waiter) {
 
 void DownstreamConnection::serveStored(std::shared_ptr<const cache::StoredResponse> entry,
                                        CacheResult result) {
-  releaseServer();
-  upstream_.reset();
-  endAdmission();
-  endCacheFill();
-  pending_store_.reset();
+  releaseExchange();
   cache_result_ = result;
   const MessageHead& head = request_parser_.head();
   bool not_modified = result == CacheResult::Hit && notModified(*entry, head);
@@ -620,10 +614,8 @@ void DownstreamConnection::forwardToPool() {
 }
 
 bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const MessageHead& head) {
-  auto now = std::chrono::steady_clock::now().time_since_epoch();
   limits::RateDecision d =
-      target.rate_limiter->take(keyHash(route_->rate_limit->key, head),
-                                std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+      target.rate_limiter->take(keyHash(route_->rate_limit->key, head), steadyNanos());
   route_headers_ = "RateLimit-Limit: " + std::to_string(d.limit) +
                    "\r\nRateLimit-Remaining: " + std::to_string(d.remaining) +
                    "\r\nRateLimit-Reset: " + std::to_string(d.reset_seconds) + "\r\n";
@@ -808,8 +800,6 @@ bool DownstreamConnection::forwardRequestBody() {
     if (response_started_) {
       closeNow();
     } else {
-      releaseServer();
-      upstream_.reset();
       respond(413, "the request body is larger than " + std::to_string(max_body) + " bytes");
     }
     return true;
@@ -822,8 +812,6 @@ bool DownstreamConnection::forwardRequestBody() {
       if (response_started_) {
         closeNow();
       } else {
-        releaseServer();
-        upstream_.reset();
         respond(request_parser_.errorStatus(), request_parser_.errorReason());
       }
       return true;
@@ -1008,6 +996,14 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
   }
 }
 
+void DownstreamConnection::releaseExchange() {
+  releaseServer();
+  upstream_.reset();
+  endAdmission();
+  endCacheFill();
+  pending_store_.reset();
+}
+
 void DownstreamConnection::releaseServer() {
   if (server_ == nullptr) return;
   server_->active_requests.fetch_sub(1, std::memory_order_relaxed);
@@ -1016,8 +1012,9 @@ void DownstreamConnection::releaseServer() {
 
 void DownstreamConnection::respond(int status, std::string_view message,
                                    std::string_view extra_headers) {
-  if ((status == 502 || status == 503 || status == 504) && serveStale()) return;
-  bool request_fault = status != 404 && status != 502 && status != 503 && status != 504;
+  bool pool_failed = status == 502 || status == 503 || status == 504;
+  if (pool_failed && serveStale()) return;
+  bool request_fault = status != 404 && !pool_failed;
   std::string body(message);
   body.push_back('\n');
   respondWith(status, "text/plain; charset=utf-8", body, extra_headers, request_fault);
@@ -1026,9 +1023,7 @@ void DownstreamConnection::respond(int status, std::string_view message,
 void DownstreamConnection::respondWith(int status, std::string_view content_type,
                                        std::string_view body, std::string_view extra_headers,
                                        bool request_fault) {
-  endAdmission();
-  endCacheFill();
-  pending_store_.reset();
+  releaseExchange();
   // The connection goes on only after a refusal of a request that is wholly
   // read: after anything malformed, or with an unread body that cannot be
   // told apart from a next request, it closes.
@@ -1128,10 +1123,7 @@ void DownstreamConnection::closeNow() {
   if (phase_ == Phase::Closed) return;
   recordExchange();
   phase_ = Phase::Closed;
-  releaseServer();
-  endAdmission();
-  endCacheFill();
-  upstream_.reset();
+  releaseExchange();
   event_del(event_);
   timer_.clear();
 }

@@ -109,6 +109,10 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void onResponseComplete();
   void onUpstreamFailure(UpstreamFailure failure);
   void releaseServer();
+  // Lets go of what the exchange holds outside this connection: the server's
+  // active count, the upstream connection, the pool slot or queue place, and
+  // a cache fill others may be waiting for.
+  void releaseExchange();
   void finishExchange();
   // Counts the exchange that just ended in the request metrics (once).
   void recordExchange();
