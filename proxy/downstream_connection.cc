@@ -168,10 +168,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       listener_metrics_(listener_metrics),
       ssl_(ssl),
       handshake_done_(ssl == nullptr),
-      timer_(worker.base(), &DownstreamConnection::onTimer, this),
-      request_parser_(Http1Parser::Kind::Request, {}),
-
-      request_out_(evbuffer_new()) {
+      timer_(worker.base(), &DownstreamConnection::onTimer, this) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
 
@@ -186,16 +183,12 @@ DownstreamConnection::~DownstreamConnection() {
   if (fd_ >= 0) ::close(fd_);
   evbuffer_free(in_);
   evbuffer_free(out_);
-  evbuffer_free(request_out_);
+  if (request_out_ != nullptr) evbuffer_free(request_out_);
 }
 
 void DownstreamConnection::start() {
   runtime_ = worker_.runtime();
   listener_ = runtime_->findListener(listener_name_);
-  const auto& limits = runtime_->config().limits;
-  request_parser_.~Http1Parser();
-  new (&request_parser_) Http1Parser(Http1Parser::Kind::Request,
-                                     ParserLimits{limits.max_header_bytes, limits.max_headers});
   event_add(event_, nullptr);
   timer_.setIn(runtime_->config().timeouts.client_header);
 }
@@ -215,7 +208,7 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<DownstreamConnection*>(arg);
   if (!self->timer_.expired()) return;
   const auto& timeouts = self->runtime_->config().timeouts;
-  if (self->phase_ == Phase::AwaitingRequest && self->request_parser_.started()) {
+  if (self->phase_ == Phase::AwaitingRequest && self->requestStarted()) {
     self->respond(408, "the request head did not arrive within " +
                            conf::formatDuration(timeouts.client_header));
   } else if (self->waiter_) {
@@ -247,7 +240,7 @@ void DownstreamConnection::onUpstreamTimeout() {
 
 void DownstreamConnection::drain() {
   close_after_response_ = true;
-  if (phase_ == Phase::AwaitingRequest && !request_parser_.started()) closeNow();
+  if (phase_ == Phase::AwaitingRequest && !requestStarted()) closeNow();
   pump();
 }
 
@@ -341,21 +334,31 @@ bool DownstreamConnection::flushClient() {
 bool DownstreamConnection::parseRequestHead() {
   // A client that does not read its responses gets no more of its pipelined requests served.
   if (evbuffer_get_length(out_) >= kHighWater) return false;
-  bool was_started = request_parser_.started();
+  if (!request_parser_) {
+    if (evbuffer_get_length(in_) == 0) {
+      // Idle, nothing to parse: a client that hung up now is done.
+      if (client_eof_) closeNow();
+      return client_eof_;
+    }
+    const auto& limits = runtime_->config().limits;
+    request_parser_ = std::make_unique<Http1Parser>(
+        Http1Parser::Kind::Request, ParserLimits{limits.max_header_bytes, limits.max_headers});
+  }
+  bool was_started = request_parser_->started();
   size_t before = evbuffer_get_length(in_);
   BodyEncoder none;
-  Http1Parser::Event ev = request_parser_.parse(in_, none, 0);
-  if (!was_started && request_parser_.started())
+  Http1Parser::Event ev = request_parser_->parse(in_, none, 0);
+  if (!was_started && request_parser_->started())
     timer_.setIn(runtime_->config().timeouts.client_header);
   switch (ev) {
     case Http1Parser::Event::Head:
       startExchange();
       return true;
     case Http1Parser::Event::Error:
-      respond(request_parser_.errorStatus(), request_parser_.errorReason());
+      respond(request_parser_->errorStatus(), request_parser_->errorReason());
       return true;
     default:
-      if (client_eof_ && request_parser_.started() && evbuffer_get_length(in_) == 0) {
+      if (client_eof_ && request_parser_->started() && evbuffer_get_length(in_) == 0) {
         // The client stopped sending (half-close) in the middle of a head.
         respond(400, "the request head ended before its blank line");
         return true;
@@ -377,7 +380,7 @@ void DownstreamConnection::startExchange() {
       listener_ = l;
     }
   }
-  MessageHead& head = request_parser_.head();
+  MessageHead& head = request_parser_->head();
   phase_ = Phase::Proxying;
   exchange_open_ = true;
   exchange_start_ = std::chrono::steady_clock::now();
@@ -400,6 +403,7 @@ void DownstreamConnection::startExchange() {
   timer_.setIn(runtime_->config().timeouts.client_idle);
   if (!response_parser_) {
     response_parser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::Response, ParserLimits{});
+    request_out_ = evbuffer_new();
   }
   response_parser_->setNoBody(head.method == "HEAD");
 
@@ -454,7 +458,7 @@ void DownstreamConnection::routeToPool() {
 }
 
 bool DownstreamConnection::answerFromCache() {
-  const MessageHead& head = request_parser_.head();
+  const MessageHead& head = request_parser_->head();
   bool get = head.method == "GET";
   if ((!get && head.method != "HEAD") || head.framing != Framing::None) {
     cache_result_ = CacheResult::Bypass;
@@ -502,7 +506,7 @@ void DownstreamConnection::serveStored(std::shared_ptr<const cache::StoredRespon
                                        CacheResult result) {
   releaseExchange();
   cache_result_ = result;
-  const MessageHead& head = request_parser_.head();
+  const MessageHead& head = request_parser_->head();
   bool not_modified = result == CacheResult::Hit && notModified(*entry, head);
   int status = not_modified ? 304 : entry->status;
   if (!head.keep_alive || worker_.draining()) close_after_response_ = true;
@@ -528,7 +532,7 @@ bool DownstreamConnection::serveStale() {
 
 void DownstreamConnection::prepareStore(const MessageHead& response) {
   if (!pending_store_) return;
-  const MessageHead& request = request_parser_.head();
+  const MessageHead& request = request_parser_->head();
   std::string cache_control = joinedValues(response, "cache-control");
   std::string vary = joinedValues(response, "vary");
   cache::ResponseFacts facts;
@@ -604,7 +608,7 @@ std::string DownstreamConnection::responseExtras() const {
 }
 
 void DownstreamConnection::forwardToPool() {
-  const MessageHead& head = request_parser_.head();
+  const MessageHead& head = request_parser_->head();
   if (head.expect_continue && head.framing != Framing::None) {
     evbuffer_add(out_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   }
@@ -737,7 +741,7 @@ void DownstreamConnection::writeRequestHead() {
   const std::string& default_host =
       pool_->servers.empty() ? listener_name_ : pool_->servers.front()->address;
   ForwardInfo info{peer_ip_, ssl_ ? "https" : "http", request_id_, default_host};
-  writeUpstreamRequestHead(request_parser_.head(), target_, info, request_out_);
+  writeUpstreamRequestHead(request_parser_->head(), target_, info, request_out_);
 }
 
 void DownstreamConnection::dispatch() {
@@ -794,9 +798,9 @@ bool DownstreamConnection::forwardRequestBody() {
   size_t buffered = evbuffer_get_length(request_out_);
   if (buffered >= kHighWater) return false;
   size_t before = evbuffer_get_length(in_);
-  Http1Parser::Event ev = request_parser_.parse(in_, request_body_, kHighWater - buffered);
+  Http1Parser::Event ev = request_parser_->parse(in_, request_body_, kHighWater - buffered);
   const uint64_t max_body = runtime_->config().limits.max_request_body;
-  if (max_body > 0 && request_parser_.bodyBytes() > max_body) {
+  if (max_body > 0 && request_parser_->bodyBytes() > max_body) {
     if (response_started_) {
       closeNow();
     } else {
@@ -812,7 +816,7 @@ bool DownstreamConnection::forwardRequestBody() {
       if (response_started_) {
         closeNow();
       } else {
-        respond(request_parser_.errorStatus(), request_parser_.errorReason());
+        respond(request_parser_->errorStatus(), request_parser_->errorReason());
       }
       return true;
     default:
@@ -897,7 +901,7 @@ bool DownstreamConnection::driveUpstream() {
 }
 
 void DownstreamConnection::onResponseHead() {
-  const MessageHead& request = request_parser_.head();
+  const MessageHead& request = request_parser_->head();
   const MessageHead& response = response_parser_->head();
   // A failing pool: an expired entry within its stale time answers instead.
   if (response.status >= 500 && serveStale()) return;
@@ -955,7 +959,7 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
     closeNow();
     return;
   }
-  const MessageHead& request = request_parser_.head();
+  const MessageHead& request = request_parser_->head();
   const std::string& pool = pool_->config->name;
   switch (failure) {
     case UpstreamFailure::Connect:
@@ -1028,9 +1032,9 @@ void DownstreamConnection::respondWith(int status, std::string_view content_type
   // read: after anything malformed, or with an unread body that cannot be
   // told apart from a next request, it closes.
   bool request_read = request_complete_ || (phase_ == Phase::Proxying &&
-                                            request_parser_.head().framing == Framing::None);
+                                            request_parser_->head().framing == Framing::None);
   if (phase_ != Phase::Proxying || request_fault || !request_read ||
-      !request_parser_.head().keep_alive || worker_.draining()) {
+      !request_parser_->head().keep_alive || worker_.draining()) {
     close_after_response_ = true;
   }
   std::string headers(extra_headers);
@@ -1071,7 +1075,7 @@ void DownstreamConnection::recordExchange() {
   cells->duration.observe(total);
   if (cache_result_) (*runtime_->cacheResults())[static_cast<size_t>(*cache_result_)].add();
   if (AccessLogWriter* log = worker_.accessLog()) {
-    const MessageHead& head = request_parser_.head();
+    const MessageHead& head = request_parser_->head();
     AccessRecord r;
     r.client = peer_ip_;
     r.listener = listener_name_;
@@ -1099,14 +1103,16 @@ void DownstreamConnection::finishExchange() {
     phase_ = Phase::Closing;
     return;
   }
-  request_parser_.nextMessage();
   if (evbuffer_get_length(in_) == 0) {
     // Idle until the client asks again, maybe for a long time: hold no
     // per-request memory meanwhile.
     response_parser_.reset();
-    request_parser_.releaseMemory();
+    request_parser_.reset();
+    evbuffer_free(request_out_);
+    request_out_ = nullptr;
     std::string().swap(request_id_);
   } else {
+    request_parser_->nextMessage();
     response_parser_->nextMessage();
   }
   pool_ = nullptr;

@@ -66,6 +66,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool readClient();
   bool flushClient();
   bool parseRequestHead();
+  // A request head has begun to arrive (and is not yet complete or refused).
+  bool requestStarted() const { return request_parser_ && request_parser_->started(); }
   bool forwardRequestBody();
   bool driveUpstream();
 
@@ -149,8 +151,10 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool client_error_ = false;
   std::chrono::steady_clock::time_point client_activity_;
 
-  Http1Parser request_parser_;
-  std::unique_ptr<Http1Parser> response_parser_;  // null while the connection is idle
+  // Both parsers and request_out_ exist only while the connection has a
+  // request to serve: an idle keep-alive connection holds none of them.
+  std::unique_ptr<Http1Parser> request_parser_;   // from the first byte of a request
+  std::unique_ptr<Http1Parser> response_parser_;  // from the request's head
   // The exchange in flight (valid in Phase::Proxying).
   const RouteTarget* route_target_ = nullptr;
   const conf::Route* route_ = nullptr;
@@ -178,7 +182,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   UpstreamServer* server_ = nullptr;  // counted in its active_requests while set
   std::unique_ptr<UpstreamConnection> upstream_;
   bool upstream_timer_started_ = false;
-  evbuffer* request_out_;  // serialized request on its way to the server
+  evbuffer* request_out_ = nullptr;  // serialized request on its way to the server
   uint64_t request_bytes_sent_ = 0;
   BodyEncoder request_body_;
   BodyEncoder response_body_;

@@ -419,12 +419,6 @@ Http1Parser::Event Http1Parser::finishAtEof(BodyEncoder& body) {
   return fail(kind_ == Kind::Request ? 400 : 502, "connection closed in the middle of a message");
 }
 
-void Http1Parser::releaseMemory() {
-  head_ = MessageHead{};
-  std::vector<HeaderField>().swap(spare_fields_);
-  std::string().swap(field_);
-}
-
 void Http1Parser::nextMessage() {
   state_ = State::Head;
   pause_ = Pause::None;

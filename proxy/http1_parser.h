@@ -44,8 +44,6 @@ class Http1Parser {
   // Responses: the request was HEAD, so the next response head has no body.
   void setNoBody(bool no_body) { no_body_ = no_body; }
   void nextMessage();
-  // Frees what the last message's head holds (between messages only).
-  void releaseMemory();
 
   const MessageHead& head() const { return head_; }
   MessageHead& head() { return head_; }
