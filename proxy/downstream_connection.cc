@@ -403,8 +403,8 @@ void DownstreamConnection::startExchange() {
   timer_.setIn(runtime_->config().timeouts.client_idle);
   if (!response_parser_) {
     response_parser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::Response, ParserLimits{});
-    request_out_ = evbuffer_new();
   }
+  if (request_out_ == nullptr) request_out_ = evbuffer_new();
   response_parser_->setNoBody(head.method == "HEAD");
 
   std::string host = head.find("host") ? *head.find("host") : std::string();
