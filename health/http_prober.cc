@@ -12,18 +12,32 @@
 #include "health/dispatcher.h"
 
 namespace crest::health {
-namespace {
 
-// One probe in flight. Deletes itself after calling `done`.
-class Probe {
+// One probe in flight, listed in its prober's in_flight_ until it is deleted.
+// It waits for writability only until the request is sent and for
+// readability after that: a level-triggered write interest on a connected
+// socket would wake the loop on every pass while the server thinks.
+class HttpProbe {
  public:
-  Probe(event_base* base, const ProbeTarget& target, std::function<void(ProbeResult)> done)
-      : target_(target), done_(std::move(done)) {
+  HttpProbe(event_base* base, const ProbeTarget& target, std::function<void(ProbeResult)> done,
+            std::unordered_set<HttpProbe*>& in_flight)
+      : base_(base), target_(target), done_(std::move(done)), in_flight_(in_flight) {
+    in_flight_.insert(this);
     fd_ = ::socket(target.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_PERSIST, &Probe::onEvent, this);
+    io_ = event_new(base, fd_, EV_WRITE | EV_PERSIST, &HttpProbe::onIo, this);
+    timeout_ = evtimer_new(base, &HttpProbe::onTimeout, this);
     request_ = "GET " + target.check->path + " HTTP/1.1\r\nHost: " + target.host_header +
                "\r\nUser-Agent: crest-health-check\r\nConnection: close\r\n\r\n";
   }
+
+  ~HttpProbe() {
+    event_free(io_);
+    event_free(timeout_);
+    if (fd_ >= 0) ::close(fd_);
+    in_flight_.erase(this);
+  }
+  HttpProbe(const HttpProbe&) = delete;
+  HttpProbe& operator=(const HttpProbe&) = delete;
 
   void start() {
     if (fd_ < 0) {
@@ -34,7 +48,8 @@ class Probe {
       failLater(connectReason(errno));
     } else {
       timeval tv = toTimeval(target_.check->timeout);
-      event_add(ev_, &tv);
+      event_add(timeout_, &tv);
+      event_add(io_, nullptr);
     }
   }
 
@@ -44,21 +59,22 @@ class Probe {
                                : std::string("connect failed: ") + std::strerror(err);
   }
 
-  static void onEvent(evutil_socket_t, short what, void* arg) {
-    static_cast<Probe*>(arg)->handle(what);
+  static void onIo(evutil_socket_t, short, void* arg) { static_cast<HttpProbe*>(arg)->handle(); }
+
+  static void onTimeout(evutil_socket_t, short, void* arg) {
+    auto* probe = static_cast<HttpProbe*>(arg);
+    if (!probe->early_failure_.empty()) return probe->finish(false, probe->early_failure_);
+    probe->finish(false, "timeout " + conf::formatDuration(probe->target_.check->timeout));
   }
 
   // Immediate failures are reported from the loop too: `done` never runs
   // inside probe().
   void failLater(std::string reason) {
     early_failure_ = std::move(reason);
-    event_active(ev_, EV_WRITE, 0);
+    event_active(timeout_, EV_TIMEOUT, 0);
   }
 
-  void handle(short what) {
-    if (!early_failure_.empty()) return finish(false, early_failure_);
-    if (what & EV_TIMEOUT)
-      return finish(false, "timeout " + conf::formatDuration(target_.check->timeout));
+  void handle() {
     if (!connected_) {
       int err = 0;
       socklen_t len = sizeof err;
@@ -71,6 +87,10 @@ class Probe {
       if (n < 0 && errno != EAGAIN)
         return finish(false, std::string("send: ") + std::strerror(errno));
       if (n > 0) sent_ += static_cast<size_t>(n);
+      if (sent_ < request_.size()) return;
+      event_del(io_);
+      event_assign(io_, base_, fd_, EV_READ | EV_PERSIST, &HttpProbe::onIo, this);
+      event_add(io_, nullptr);
     }
     char buf[512];
     while (true) {
@@ -97,24 +117,23 @@ class Probe {
   void finish(bool pass, std::string reason) {
     auto done = std::move(done_);
     ProbeResult result{pass, std::move(reason)};
-    event_free(ev_);
-    if (fd_ >= 0) ::close(fd_);
     delete this;
     done(result);
   }
 
+  event_base* base_;
   ProbeTarget target_;
   std::function<void(ProbeResult)> done_;
+  std::unordered_set<HttpProbe*>& in_flight_;
   int fd_ = -1;
-  event* ev_ = nullptr;
+  event* io_ = nullptr;
+  event* timeout_ = nullptr;
   bool connected_ = false;
   std::string request_;
   size_t sent_ = 0;
   std::string response_;
   std::string early_failure_;
 };
-
-}  // namespace
 
 int parseStatusLine(const std::string& line) {
   if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[8] != ' ') return 0;
@@ -127,8 +146,12 @@ int parseStatusLine(const std::string& line) {
   return status >= 100 && status <= 599 ? status : 0;
 }
 
+HttpProber::~HttpProber() {
+  while (!in_flight_.empty()) delete *in_flight_.begin();
+}
+
 void HttpProber::probe(const ProbeTarget& target, std::function<void(ProbeResult)> done) {
-  (new Probe(base_, target, std::move(done)))->start();
+  (new HttpProbe(base_, target, std::move(done), in_flight_))->start();
 }
 
 }  // namespace crest::health
