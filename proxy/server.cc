@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "conf/loader.h"
@@ -103,11 +104,16 @@ uint32_t Server::workerCount() const {
   return n;
 }
 
-bool Server::bindListener(const conf::Listener& listener,
+bool Server::bindListener(const conf::Listener& listener, bool we_hold_it,
                           std::vector<std::vector<ListenSocket>>& out, std::string& error) {
   SocketAddress addr;
   if (!resolveAddress(listener.listen, addr, error)) {
     error = "listener " + listener.name + ": " + error;
+    return false;
+  }
+  if (!we_hold_it && addressTaken(addr)) {
+    error = "listener " + listener.name + ": cannot listen on " + listener.listen.text +
+            ": address already in use (is another crest running?)";
     return false;
   }
   std::vector<ListenSocket> bound;
@@ -146,7 +152,7 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   std::vector<std::vector<ListenSocket>> sockets(workers);
   for (const auto& l : cfg.listeners) {
     std::string error;
-    if (!bindListener(l, sockets, error)) {
+    if (!bindListener(l, false, sockets, error)) {
       log::error(error);
       closeSockets(sockets);
       return 3;
@@ -316,7 +322,9 @@ void Server::reload() {
     for (const auto& l : next->config().listeners) {
       if (old.findListener(l.name, l.listen)) continue;
       std::string error;
-      if (!bindListener(l, added, error)) {
+      bool we_hold_it = std::any_of(old.listeners.begin(), old.listeners.end(),
+                                    [&](const conf::Listener& o) { return o.listen == l.listen; });
+      if (!bindListener(l, we_hold_it, added, error)) {
         errors.push_back({config_path_, 0, 0, "listeners", error});
         break;
       }

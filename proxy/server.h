@@ -44,9 +44,10 @@ class Server {
   static void onRotateTicketKeys(evutil_socket_t fd, short what, void* arg);
   void reload();
   // Binds one socket per worker for `listener`, appending to out[worker];
-  // false with `error` (and nothing left open) on failure.
-  bool bindListener(const conf::Listener& listener, std::vector<std::vector<ListenSocket>>& out,
-                    std::string& error);
+  // false with `error` (and nothing left open) on failure, which includes the
+  // address being taken unless `we_hold_it` (a reload renaming a listener).
+  bool bindListener(const conf::Listener& listener, bool we_hold_it,
+                    std::vector<std::vector<ListenSocket>>& out, std::string& error);
   void reopenAccessLog();
   // Follows a reload's access_log path (on/off changes need a restart).
   void applyAccessLogPath(const std::string& path);

@@ -52,6 +52,18 @@ int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error)
   return fd;
 }
 
+bool addressTaken(const SocketAddress& addr) {
+  int fd = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;  // listenSocket reports why
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (addr.storage.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  bool taken = ::bind(fd, addr.get(), addr.length) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  return taken;
+}
+
 std::string addressText(const sockaddr_storage& addr) {
   char buf[INET6_ADDRSTRLEN] = {0};
   if (addr.ss_family == AF_INET) {

@@ -26,6 +26,11 @@ bool resolveAddress(const conf::HostPort& hp, SocketAddress& out, std::string& e
 // `reuse_port` so each worker can own one); -1 with `error` set.
 int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error);
 
+// True when a socket already listens on `addr`. SO_REUSEPORT would otherwise
+// let a second crest of the same user share a port with the first and
+// silently take half of its connections.
+bool addressTaken(const SocketAddress& addr);
+
 // The address as text without port ("127.0.0.1", "::1"), and a hash of its bytes.
 std::string addressText(const sockaddr_storage& addr);
 uint64_t addressHash(const sockaddr_storage& addr);

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import CREST, Client, CrestTestCase, admin_get, free_port, get, wait_for_port
+from harness import CREST, Client, CrestTestCase, admin_get, free_port, get, run_crest, wait_for_port
 
 
 class ReloadTest(CrestTestCase):
@@ -126,6 +126,15 @@ class ReloadTest(CrestTestCase):
         self.assertIn("listeners added: extra", self.proc.log())
         self.assertIn("listeners removed: extra", self.proc.log())
 
+    def test_a_listener_renamed_on_its_address_keeps_serving(self):
+        # The new name is bound while the old one still holds the port: that
+        # is crest's own socket, not another process's.
+        self.reload(self.config(1).replace("- name: public", "- name: front"))
+        self.wait_generation(2)
+        self.assertIn("listeners added: front", self.proc.log())
+        for _ in range(10):
+            self.assertEqual(get(self.port, "/bytes/1").status, 200)
+
 
 def collections_counter():
     import collections
@@ -193,6 +202,19 @@ class DaemonTest(CrestTestCase):
             log = f.read()
         self.assertIn("crest started", log)
         self.assertIn("open files limit: ", log)
+
+    def test_a_second_crest_on_the_same_ports_refuses_to_start(self):
+        # Listeners use SO_REUSEPORT, which would let the second one start and
+        # take about half of the first one's new connections.
+        web = self.backend("web")
+        first = self.crest(self.simple_config({"web": [web]}), self.port)
+        code, _, err = run_crest(["-c", first.config_path])
+        self.assertEqual(code, 3)
+        self.assertIn(f"listener public: cannot listen on 127.0.0.1:{self.port}: address already in use "
+                      "(is another crest running?)", err)
+        for _ in range(20):
+            self.assertEqual(get(self.port, "/bytes/1", headers={"Connection": "close"}).status, 200)
+        self.assertIsNone(first.proc.poll())
 
     def test_configuration_errors_are_reported_before_detaching(self):
         cfg = os.path.join(self.tmpdir, "bad.yaml")
