@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "health/dispatcher.h"
+#include "proxy/exchange.h"
 #include "proxy/header_rewrite.h"
 #include "proxy/health_reporter.h"
 #include "proxy/log.h"
@@ -183,7 +184,6 @@ DownstreamConnection::~DownstreamConnection() {
   if (fd_ >= 0) ::close(fd_);
   evbuffer_free(in_);
   evbuffer_free(out_);
-  if (request_out_ != nullptr) evbuffer_free(request_out_);
 }
 
 void DownstreamConnection::start() {
@@ -211,8 +211,8 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   if (self->phase_ == Phase::AwaitingRequest && self->requestStarted()) {
     self->respond(408, "the request head did not arrive within " +
                            conf::formatDuration(timeouts.client_header));
-  } else if (self->waiter_) {
-    self->settleWait(self->admission_->withdraw(*self->waiter_));
+  } else if (self->exchange_ && self->exchange_->waiter) {
+    self->settleWait(self->exchange_->admission->withdraw(*self->exchange_->waiter));
   } else if (self->phase_ == Phase::Proxying) {
     // Inactivity of the client while it owes us body bytes or reading; I/O
     // only notes the time, the deadline follows it here.
@@ -231,10 +231,11 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
 void DownstreamConnection::onUpstreamTimeout() {
   if (evbuffer_get_length(out_) >= kHighWater) {
     // The client, not the server, is slow: the client's own timer governs.
-    upstream_->expectResponseWithin(pool_->config->timeouts.response);
+    exchange_->upstream->expectResponseWithin(exchange_->pool->config->timeouts.response);
     return;
   }
-  onUpstreamFailure(upstream_->connected() ? UpstreamFailure::Timeout : UpstreamFailure::Connect);
+  onUpstreamFailure(exchange_->upstream->connected() ? UpstreamFailure::Timeout
+                                                     : UpstreamFailure::Connect);
   pump();
 }
 
@@ -255,13 +256,13 @@ void DownstreamConnection::pump() {
     bool progress = readClient();
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
     // A queued request's body waits in the input buffer, behind its head.
-    bool waiting = waiter_ || fill_waiter_;
+    bool waiting = exchange_ && (exchange_->waiter || exchange_->fill_waiter);
     if (phase_ == Phase::Proxying && !waiting) progress |= forwardRequestBody();
     if (waiting && (client_eof_ || client_error_)) {
       closeNow();  // its client left: its place in the queue goes at once
       break;
     }
-    if (phase_ == Phase::Proxying && upstream_) progress |= driveUpstream();
+    if (phase_ == Phase::Proxying && exchange_->upstream) progress |= driveUpstream();
     progress |= flushClient();
     if (client_error_ && phase_ != Phase::Closed) {
       closeNow();
@@ -279,7 +280,16 @@ void DownstreamConnection::pump() {
     if (phase_ == Phase::Lingering && client_eof_) closeNow();
     if (!progress) break;
   }
-  if (phase_ == Phase::Closed) worker_.connectionClosed(this);  // deletes this
+  if (phase_ == Phase::Closed) {
+    worker_.connectionClosed(this);  // deletes this
+  } else if (phase_ == Phase::AwaitingRequest && exchange_ && !requestStarted() &&
+             evbuffer_get_length(in_) == 0) {
+    // Idle until the client asks again, maybe for a long time: hold no
+    // per-request memory meanwhile. Only here, where no caller up the stack
+    // still uses the exchange.
+    releaseExchange();
+    worker_.recycleExchange(std::move(exchange_));
+  }
 }
 
 bool DownstreamConnection::handshake() {
@@ -331,34 +341,37 @@ bool DownstreamConnection::flushClient() {
   return written > 0;
 }
 
+bool DownstreamConnection::requestStarted() const {
+  return exchange_ && exchange_->request_parser.started();
+}
+
 bool DownstreamConnection::parseRequestHead() {
   // A client that does not read its responses gets no more of its pipelined requests served.
   if (evbuffer_get_length(out_) >= kHighWater) return false;
-  if (!request_parser_) {
+  if (!exchange_) {
     if (evbuffer_get_length(in_) == 0) {
       // Idle, nothing to parse: a client that hung up now is done.
       if (client_eof_) closeNow();
       return client_eof_;
     }
     const auto& limits = runtime_->config().limits;
-    request_parser_ = std::make_unique<Http1Parser>(
-        Http1Parser::Kind::Request, ParserLimits{limits.max_header_bytes, limits.max_headers});
+    exchange_ = worker_.takeExchange(ParserLimits{limits.max_header_bytes, limits.max_headers});
   }
-  bool was_started = request_parser_->started();
+  bool was_started = exchange_->request_parser.started();
   size_t before = evbuffer_get_length(in_);
   BodyEncoder none;
-  Http1Parser::Event ev = request_parser_->parse(in_, none, 0);
-  if (!was_started && request_parser_->started())
+  Http1Parser::Event ev = exchange_->request_parser.parse(in_, none, 0);
+  if (!was_started && exchange_->request_parser.started())
     timer_.setIn(runtime_->config().timeouts.client_header);
   switch (ev) {
     case Http1Parser::Event::Head:
       startExchange();
       return true;
     case Http1Parser::Event::Error:
-      respond(request_parser_->errorStatus(), request_parser_->errorReason());
+      respond(exchange_->request_parser.errorStatus(), exchange_->request_parser.errorReason());
       return true;
     default:
-      if (client_eof_ && request_parser_->started() && evbuffer_get_length(in_) == 0) {
+      if (client_eof_ && exchange_->request_parser.started() && evbuffer_get_length(in_) == 0) {
         // The client stopped sending (half-close) in the middle of a head.
         respond(400, "the request head ended before its blank line");
         return true;
@@ -380,43 +393,40 @@ void DownstreamConnection::startExchange() {
       listener_ = l;
     }
   }
-  MessageHead& head = request_parser_->head();
+  MessageHead& head = exchange_->request_parser.head();
   phase_ = Phase::Proxying;
-  exchange_open_ = true;
-  exchange_start_ = std::chrono::steady_clock::now();
-  response_status_ = 0;
-  served_by_ = nullptr;
-  upstream_time_ = {};
+  exchange_->open = true;
+  exchange_->exchange_start = std::chrono::steady_clock::now();
+  exchange_->response_status = 0;
+  exchange_->served_by = nullptr;
+  exchange_->upstream_time = {};
   const std::string* id = head.find("x-request-id");
-  request_id_ = id ? *id : worker_.newRequestId();
-  request_complete_ = false;
-  response_started_ = false;
-  request_bytes_sent_ = 0;
-  upstream_timer_started_ = false;
-  tried_ = balancer::TriedSet();
-  pool_ = nullptr;
-  switched_pool_ = false;
-  cache_result_.reset();
-  coalesced_ = false;
-  stale_.reset();
+  exchange_->request_id = id ? *id : worker_.newRequestId();
+  exchange_->request_complete = false;
+  exchange_->response_started = false;
+  exchange_->request_bytes_sent = 0;
+  exchange_->upstream_timer_started = false;
+  exchange_->tried = balancer::TriedSet();
+  exchange_->pool = nullptr;
+  exchange_->switched_pool = false;
+  exchange_->cache_result.reset();
+  exchange_->coalesced = false;
+  exchange_->stale.reset();
   client_activity_ = std::chrono::steady_clock::now();
   timer_.setIn(runtime_->config().timeouts.client_idle);
-  if (!response_parser_) {
-    response_parser_ = std::make_unique<Http1Parser>(Http1Parser::Kind::Response, ParserLimits{});
-  }
-  if (request_out_ == nullptr) request_out_ = evbuffer_new();
-  response_parser_->setNoBody(head.method == "HEAD");
+  exchange_->response_parser.setNoBody(head.method == "HEAD");
 
   std::string host = head.find("host") ? *head.find("host") : std::string();
-  target_ = head.target;
+  exchange_->target = head.target;
   std::string absolute_host;
-  if (splitAbsoluteForm(head.target, absolute_host, target_)) {
+  if (splitAbsoluteForm(head.target, absolute_host, exchange_->target)) {
     if (!host.empty() && hostWithoutPort(host) != hostWithoutPort(absolute_host)) {
       respond(400, "the request target names another host than the Host header");
       return;
     }
     host = absolute_host;
-  } else if (target_.empty() || (target_.front() != '/' && target_ != "*")) {
+  } else if (exchange_->target.empty() ||
+             (exchange_->target.front() != '/' && exchange_->target != "*")) {
     respond(400, "invalid request target");
     return;
   }
@@ -426,30 +436,33 @@ void DownstreamConnection::startExchange() {
     return;
   }
   std::string normalized_host = hostWithoutPort(host);
-  int route = listener_ ? listener_->router.match(normalized_host, target_, head) : -1;
+  int route = listener_ ? listener_->router.match(normalized_host, exchange_->target, head) : -1;
   if (route < 0) {
     respond(404, "no route matches host \"" + normalized_host + "\" and this path");
     return;
   }
-  route_target_ = &listener_->routes[static_cast<size_t>(route)];
-  route_ = &listener_->config->routes[static_cast<size_t>(route)];
+  exchange_->route_target = &listener_->routes[static_cast<size_t>(route)];
+  exchange_->route = &listener_->config->routes[static_cast<size_t>(route)];
   // Every response of a cached route says what the cache did; refused before the lookup: BYPASS.
-  if (route_->cache) cache_result_ = CacheResult::Bypass;
-  if (route_target_->rate_limiter && !checkRateLimit(*route_target_, head)) return;
-  if (route_target_->split) split_key_ = keyHash(route_target_->split->sticky, head);
-  pool_ = choosePool(*route_target_);
-  retries_left_ = pool_->config->retries;
-  if (route_->cache) cache_host_ = std::move(normalized_host);
+  if (exchange_->route->cache) exchange_->cache_result = CacheResult::Bypass;
+  if (exchange_->route_target->rate_limiter && !checkRateLimit(*exchange_->route_target, head))
+    return;
+  if (exchange_->route_target->split)
+    exchange_->split_key = keyHash(exchange_->route_target->split->sticky, head);
+  exchange_->pool = choosePool(*exchange_->route_target);
+  exchange_->retries_left = exchange_->pool->config->retries;
+  if (exchange_->route->cache) exchange_->cache_host = std::move(normalized_host);
   routeToPool();
 }
 
 void DownstreamConnection::routeToPool() {
   // A hit needs no slot of the pool: the cache comes before admission.
-  if (route_->cache && answerFromCache()) return;
-  if (pool_->admission) {
+  if (exchange_->route->cache && answerFromCache()) return;
+  if (exchange_->pool->admission) {
     // Queueing for a pool that cannot serve would only delay the answer.
-    if (!hasHealthyServer(*pool_)) {
-      shed(ShedReason::NoHealthy, "no healthy server in pool \"" + pool_->config->name + "\"");
+    if (!hasHealthyServer(*exchange_->pool)) {
+      shed(ShedReason::NoHealthy,
+           "no healthy server in pool \"" + exchange_->pool->config->name + "\"");
       return;
     }
     if (!admit()) return;
@@ -458,46 +471,47 @@ void DownstreamConnection::routeToPool() {
 }
 
 bool DownstreamConnection::answerFromCache() {
-  const MessageHead& head = request_parser_->head();
+  const MessageHead& head = exchange_->request_parser.head();
   bool get = head.method == "GET";
   if ((!get && head.method != "HEAD") || head.framing != Framing::None) {
-    cache_result_ = CacheResult::Bypass;
+    exchange_->cache_result = CacheResult::Bypass;
     return false;
   }
   cache::ResponseCache& cache = *runtime_->cache();
   bool authorized = head.find("authorization") != nullptr;
-  auto found = cache.find(cache_host_, target_, requestHeaders(head), steadyNanos());
+  auto found =
+      cache.find(exchange_->cache_host, exchange_->target, requestHeaders(head), steadyNanos());
   // A stored answer reaches a request with credentials only when it said public.
   if (found.entry && (!authorized || found.entry->is_public)) {
     if (found.fresh) {
       serveStored(std::move(found.entry), CacheResult::Hit);
       return true;
     }
-    stale_ = std::move(found.entry);
+    exchange_->stale = std::move(found.entry);
   }
-  cache_result_ = CacheResult::Miss;
-  pending_store_.reset();
+  exchange_->cache_result = CacheResult::Miss;
+  exchange_->pending_store.reset();
   if (!get) return false;  // HEAD is answered from GET entries, never stored
-  if (!authorized && !coalesced_) {
+  if (!authorized && !exchange_->coalesced) {
     auto waiter = std::make_shared<Waiter>(worker_, this);
-    if (!cache.joinFill(cache_host_, target_, waiter)) {
-      fill_waiter_ = std::move(waiter);
+    if (!cache.joinFill(exchange_->cache_host, exchange_->target, waiter)) {
+      exchange_->fill_waiter = std::move(waiter);
       return true;
     }
-    cache_leader_ = true;
+    exchange_->cache_leader = true;
   }
   // Marks this request as one whose response may be stored (see prepareStore).
-  pending_store_ = std::make_shared<cache::StoredResponse>();
+  exchange_->pending_store = std::make_shared<cache::StoredResponse>();
   return false;
 }
 
 void DownstreamConnection::onFillDone(const Waiter& waiter) {
-  if (&waiter != fill_waiter_.get()) return;
-  fill_waiter_->connection = nullptr;
-  fill_waiter_.reset();
+  if (!exchange_ || &waiter != exchange_->fill_waiter.get()) return;
+  exchange_->fill_waiter->connection = nullptr;
+  exchange_->fill_waiter.reset();
   // The leader's answer is in the cache, or it failed: then this request
   // makes its own attempt rather than waiting again.
-  coalesced_ = true;
+  exchange_->coalesced = true;
   routeToPool();
   pump();
 }
@@ -505,8 +519,8 @@ void DownstreamConnection::onFillDone(const Waiter& waiter) {
 void DownstreamConnection::serveStored(std::shared_ptr<const cache::StoredResponse> entry,
                                        CacheResult result) {
   releaseExchange();
-  cache_result_ = result;
-  const MessageHead& head = request_parser_->head();
+  exchange_->cache_result = result;
+  const MessageHead& head = exchange_->request_parser.head();
   bool not_modified = result == CacheResult::Hit && notModified(*entry, head);
   int status = not_modified ? 304 : entry->status;
   if (!head.keep_alive || worker_.draining()) close_after_response_ = true;
@@ -525,14 +539,14 @@ void DownstreamConnection::serveStored(std::shared_ptr<const cache::StoredRespon
 }
 
 bool DownstreamConnection::serveStale() {
-  if (!stale_ || steadyNanos() >= stale_->stale_until) return false;
-  serveStored(stale_, CacheResult::Stale);
+  if (!exchange_->stale || steadyNanos() >= exchange_->stale->stale_until) return false;
+  serveStored(exchange_->stale, CacheResult::Stale);
   return true;
 }
 
 void DownstreamConnection::prepareStore(const MessageHead& response) {
-  if (!pending_store_) return;
-  const MessageHead& request = request_parser_->head();
+  if (!exchange_->pending_store) return;
+  const MessageHead& request = exchange_->request_parser.head();
   std::string cache_control = joinedValues(response, "cache-control");
   std::string vary = joinedValues(response, "vary");
   cache::ResponseFacts facts;
@@ -545,18 +559,18 @@ void DownstreamConnection::prepareStore(const MessageHead& response) {
   if (const std::string* v = response.find("age")) facts.age = std::atoll(v->c_str());
   auto lifetime = cache::storableLifetime(
       facts, request.find("authorization") != nullptr,
-      std::chrono::duration_cast<std::chrono::nanoseconds>(route_->cache->ttl).count(),
+      std::chrono::duration_cast<std::chrono::nanoseconds>(exchange_->route->cache->ttl).count(),
       static_cast<int64_t>(std::time(nullptr)));
   cache::ResponseCache& cache = *runtime_->cache();
   if (!lifetime || (response.framing == Framing::ContentLength &&
                     response.content_length > cache.maxEntryBytes())) {
-    pending_store_.reset();
+    exchange_->pending_store.reset();
     endCacheFill();  // the waiters need not wait for a response that will not be stored
     return;
   }
-  cache::StoredResponse& e = *pending_store_;
-  e.host = cache_host_;
-  e.path = target_;
+  cache::StoredResponse& e = *exchange_->pending_store;
+  e.host = exchange_->cache_host;
+  e.path = exchange_->target;
   for (auto& name : cache::varyNames(vary)) {
     const std::string* value = request.find(name);
     e.vary.emplace_back(std::move(name), value ? *value : std::string());
@@ -568,61 +582,61 @@ void DownstreamConnection::prepareStore(const MessageHead& response) {
   if (const std::string* v = response.find("last-modified")) e.last_modified = *v;
   e.age_at_store = facts.age;
   e.is_public = cache::parseCacheControl(cache_control).is_public;
-  pending_lifetime_ = *lifetime;
-  pending_body_.clear();
-  response_body_.tap(&pending_body_, cache.maxEntryBytes());
+  exchange_->pending_lifetime = *lifetime;
+  exchange_->pending_body.clear();
+  exchange_->response_body.tap(&exchange_->pending_body, cache.maxEntryBytes());
 }
 
 void DownstreamConnection::finishStore() {
-  if (pending_store_ && !response_body_.tapOverflowed()) {
-    cache::StoredResponse& e = *pending_store_;
-    e.body = std::move(pending_body_);
+  if (exchange_->pending_store && !exchange_->response_body.tapOverflowed()) {
+    cache::StoredResponse& e = *exchange_->pending_store;
+    e.body = std::move(exchange_->pending_body);
     e.stored_at = steadyNanos();
-    e.fresh_until = e.stored_at + pending_lifetime_;
-    e.stale_until =
-        e.fresh_until +
-        std::chrono::duration_cast<std::chrono::nanoseconds>(route_->cache->stale).count();
-    runtime_->cache()->insert(std::move(pending_store_));
+    e.fresh_until = e.stored_at + exchange_->pending_lifetime;
+    e.stale_until = e.fresh_until + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        exchange_->route->cache->stale)
+                                        .count();
+    runtime_->cache()->insert(std::move(exchange_->pending_store));
   }
-  pending_store_.reset();
-  pending_body_ = std::string();
+  exchange_->pending_store.reset();
+  exchange_->pending_body = std::string();
   endCacheFill();
 }
 
 void DownstreamConnection::endCacheFill() {
-  if (fill_waiter_) {
-    fill_waiter_->connection = nullptr;
-    fill_waiter_.reset();
+  if (exchange_->fill_waiter) {
+    exchange_->fill_waiter->connection = nullptr;
+    exchange_->fill_waiter.reset();
   }
-  if (cache_leader_) {
-    cache_leader_ = false;
-    runtime_->cache()->endFill(cache_host_, target_);
+  if (exchange_->cache_leader) {
+    exchange_->cache_leader = false;
+    runtime_->cache()->endFill(exchange_->cache_host, exchange_->target);
   }
 }
 
 std::string DownstreamConnection::responseExtras() const {
   static constexpr const char* kXCache[kCacheResults] = {
       "X-Cache: HIT\r\n", "X-Cache: MISS\r\n", "X-Cache: STALE\r\n", "X-Cache: BYPASS\r\n"};
-  if (!cache_result_) return route_headers_;
-  return route_headers_ + kXCache[static_cast<size_t>(*cache_result_)];
+  if (!exchange_->cache_result) return exchange_->route_headers;
+  return exchange_->route_headers + kXCache[static_cast<size_t>(*exchange_->cache_result)];
 }
 
 void DownstreamConnection::forwardToPool() {
-  const MessageHead& head = request_parser_->head();
+  const MessageHead& head = exchange_->request_parser.head();
   if (head.expect_continue && head.framing != Framing::None) {
     evbuffer_add(out_, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   }
   writeRequestHead();
-  request_body_ = BodyEncoder(request_out_, head.framing == Framing::Chunked);
+  exchange_->request_body = BodyEncoder(exchange_->request_out, head.framing == Framing::Chunked);
   dispatch();
 }
 
 bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const MessageHead& head) {
   limits::RateDecision d =
-      target.rate_limiter->take(keyHash(route_->rate_limit->key, head), steadyNanos());
-  route_headers_ = "RateLimit-Limit: " + std::to_string(d.limit) +
-                   "\r\nRateLimit-Remaining: " + std::to_string(d.remaining) +
-                   "\r\nRateLimit-Reset: " + std::to_string(d.reset_seconds) + "\r\n";
+      target.rate_limiter->take(keyHash(exchange_->route->rate_limit->key, head), steadyNanos());
+  exchange_->route_headers = "RateLimit-Limit: " + std::to_string(d.limit) +
+                             "\r\nRateLimit-Remaining: " + std::to_string(d.remaining) +
+                             "\r\nRateLimit-Reset: " + std::to_string(d.reset_seconds) + "\r\n";
   if (d.allowed) return true;
   listener_metrics_->rate_limited.add();
   std::string retry = std::to_string(d.retry_after);
@@ -632,72 +646,75 @@ bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const Messa
 }
 
 bool DownstreamConnection::admit() {
-  admission_ = pool_->admission;
+  exchange_->admission = exchange_->pool->admission;
   auto waiter = std::make_shared<Waiter>(worker_, this);
-  switch (admission_->enter(waiter, route_target_->priority)) {
+  switch (exchange_->admission->enter(waiter, exchange_->route_target->priority)) {
     case limits::AdmissionQueue::Entry::Admitted:
-      holds_slot_ = true;
+      exchange_->holds_slot = true;
       return true;
     case limits::AdmissionQueue::Entry::Queued:
-      waiter_ = std::move(waiter);
-      timer_.setIn(pool_->config->queue->timeout);
+      exchange_->waiter = std::move(waiter);
+      timer_.setIn(exchange_->pool->config->queue->timeout);
       return false;
     case limits::AdmissionQueue::Entry::Refused:
       break;
   }
-  admission_.reset();
-  shed(ShedReason::QueueFull, "pool \"" + pool_->config->name + "\" is busy and its queue is full");
+  exchange_->admission.reset();
+  shed(ShedReason::QueueFull,
+       "pool \"" + exchange_->pool->config->name + "\" is busy and its queue is full");
   return false;
 }
 
 void DownstreamConnection::onAdmissionDecided(const Waiter& waiter,
                                               limits::AdmissionTicket::State state) {
-  if (&waiter != waiter_.get()) return;  // settled already (timed out, closed)
+  if (!exchange_ || &waiter != exchange_->waiter.get())
+    return;  // settled already (timed out, closed)
   settleWait(state);
   pump();
 }
 
 void DownstreamConnection::settleWait(limits::AdmissionTicket::State state) {
   using State = limits::AdmissionTicket::State;
-  waiter_->connection = nullptr;
-  waiter_.reset();
+  exchange_->waiter->connection = nullptr;
+  exchange_->waiter.reset();
   if (state == State::Granted) {
-    holds_slot_ = true;
+    exchange_->holds_slot = true;
     client_activity_ = std::chrono::steady_clock::now();
     timer_.setIn(runtime_->config().timeouts.client_idle);
     forwardToPool();
     return;
   }
-  admission_.reset();
+  exchange_->admission.reset();
   if (state == State::Shed) {
-    shed(ShedReason::QueueFull,
-         "pool \"" + pool_->config->name + "\" is busy: a more important request took this place");
+    shed(ShedReason::QueueFull, "pool \"" + exchange_->pool->config->name +
+                                    "\" is busy: a more important request took this place");
   } else {
-    shed(ShedReason::QueueTimeout, "pool \"" + pool_->config->name + "\" had no free slot within " +
-                                       conf::formatDuration(pool_->config->queue->timeout));
+    shed(ShedReason::QueueTimeout,
+         "pool \"" + exchange_->pool->config->name + "\" had no free slot within " +
+             conf::formatDuration(exchange_->pool->config->queue->timeout));
   }
 }
 
 void DownstreamConnection::endAdmission() {
-  if (waiter_) {
-    auto state = admission_->withdraw(*waiter_);
-    waiter_->connection = nullptr;
-    waiter_.reset();
-    holds_slot_ = state == limits::AdmissionTicket::State::Granted;
+  if (exchange_->waiter) {
+    auto state = exchange_->admission->withdraw(*exchange_->waiter);
+    exchange_->waiter->connection = nullptr;
+    exchange_->waiter.reset();
+    exchange_->holds_slot = state == limits::AdmissionTicket::State::Granted;
   }
-  if (holds_slot_) admission_->leave();
-  holds_slot_ = false;
-  admission_.reset();
+  if (exchange_->holds_slot) exchange_->admission->leave();
+  exchange_->holds_slot = false;
+  exchange_->admission.reset();
 }
 
 void DownstreamConnection::shed(ShedReason reason, std::string_view why) {
-  pool_->metrics->shed[static_cast<size_t>(reason)].add();
+  exchange_->pool->metrics->shed[static_cast<size_t>(reason)].add();
   if (serveStale()) return;
-  if (route_ == nullptr || !route_->fallback) {
+  if (exchange_->route == nullptr || !exchange_->route->fallback) {
     respond(503, why, "Retry-After: 1\r\n");
     return;
   }
-  const conf::Fallback& fallback = *route_->fallback;
+  const conf::Fallback& fallback = *exchange_->route->fallback;
   bool retry_later = fallback.status == 503 || fallback.status == 429;
   respondWith(fallback.status, fallback.content_type, fallback.body,
               retry_later ? "Retry-After: 1\r\n" : "", false);
@@ -723,11 +740,11 @@ uint64_t DownstreamConnection::keyHash(const conf::RequestKey& key, const Messag
 const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
   if (!target.split) return target.pool;
   const SplitRuntime& split = *target.split;
-  size_t chosen = split.weights.pick(split_key_);
+  size_t chosen = split.weights.pick(exchange_->split_key);
   if (hasHealthyServer(*split.pools[chosen])) return split.pools[chosen];
   // The chosen pool (typically the canary) is down: its users go to the others.
   size_t fallback = split.weights.pickUsable(
-      split_key_, [&](size_t i) { return hasHealthyServer(*split.pools[i]); });
+      exchange_->split_key, [&](size_t i) { return hasHealthyServer(*split.pools[i]); });
   if (fallback == split.pools.size())
     return split.pools[chosen];  // none healthy: its 503 says which
   // Counted, not logged: under load a down canary would flood the log; its
@@ -737,71 +754,75 @@ const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
 }
 
 void DownstreamConnection::writeRequestHead() {
-  evbuffer_drain(request_out_, evbuffer_get_length(request_out_));
+  evbuffer_drain(exchange_->request_out, evbuffer_get_length(exchange_->request_out));
   const std::string& default_host =
-      pool_->servers.empty() ? listener_name_ : pool_->servers.front()->address;
-  ForwardInfo info{peer_ip_, ssl_ ? "https" : "http", request_id_, default_host};
-  writeUpstreamRequestHead(request_parser_->head(), target_, info, request_out_);
+      exchange_->pool->servers.empty() ? listener_name_ : exchange_->pool->servers.front()->address;
+  ForwardInfo info{peer_ip_, ssl_ ? "https" : "http", exchange_->request_id, default_host};
+  writeUpstreamRequestHead(exchange_->request_parser.head(), exchange_->target, info,
+                           exchange_->request_out);
 }
 
 void DownstreamConnection::dispatch() {
   while (true) {
-    balancer::Server* picked = pool_->balancer->pick(balancer::PickContext{client_hash_}, tried_);
-    if (picked == nullptr && route_target_->split && !switched_pool_) {
+    balancer::Server* picked =
+        exchange_->pool->balancer->pick(balancer::PickContext{client_hash_}, exchange_->tried);
+    if (picked == nullptr && exchange_->route_target->split && !exchange_->switched_pool) {
       // Every server of the split's chosen pool failed (and was ejected): the
       // request may still be served by another pool of the split, once.
-      const PoolRuntime* other = choosePool(*route_target_);
-      if (other != pool_) {
-        pool_->metrics->split_fallbacks.add();
-        switched_pool_ = true;
-        pool_ = other;
-        tried_ = balancer::TriedSet();
-        retries_left_ = pool_->config->retries;
+      const PoolRuntime* other = choosePool(*exchange_->route_target);
+      if (other != exchange_->pool) {
+        exchange_->pool->metrics->split_fallbacks.add();
+        exchange_->switched_pool = true;
+        exchange_->pool = other;
+        exchange_->tried = balancer::TriedSet();
+        exchange_->retries_left = exchange_->pool->config->retries;
         continue;
       }
     }
     if (picked == nullptr) {
-      std::string why = tried_.size() == 0
-                            ? "no healthy server in pool \"" + pool_->config->name + "\""
-                            : "no server of pool \"" + pool_->config->name + "\" could be reached";
-      if (tried_.size() == 0) {
+      std::string why =
+          exchange_->tried.size() == 0
+              ? "no healthy server in pool \"" + exchange_->pool->config->name + "\""
+              : "no server of pool \"" + exchange_->pool->config->name + "\" could be reached";
+      if (exchange_->tried.size() == 0) {
         shed(ShedReason::NoHealthy, why);
       } else {
         respond(502, why);
       }
       return;
     }
-    tried_.add(picked);
+    exchange_->tried.add(picked);
     auto* server = static_cast<UpstreamServer*>(picked);
     int connect_errno = 0;
-    upstream_ = worker_.upstreamPool().acquire(server->shared_from_this(), pool_->config->timeouts,
-                                               connect_errno);
-    if (upstream_) {
-      server_ = server;
-      server_->active_requests.fetch_add(1, std::memory_order_relaxed);
-      upstream_start_ = std::chrono::steady_clock::now();
-      upstream_->attach(this);
-      upstream_->countRequest();
+    exchange_->upstream = worker_.upstreamPool().acquire(
+        server->shared_from_this(), exchange_->pool->config->timeouts, connect_errno);
+    if (exchange_->upstream) {
+      exchange_->server = server;
+      exchange_->server->active_requests.fetch_add(1, std::memory_order_relaxed);
+      exchange_->upstream_start = std::chrono::steady_clock::now();
+      exchange_->upstream->attach(this);
+      exchange_->upstream->countRequest();
       return;
     }
-    ejectServer(*server, connectFailure(connect_errno, pool_->config->timeouts.connect));
-    if (retries_left_ == 0) {
-      respond(502, "cannot connect to a server of pool \"" + pool_->config->name + "\"");
+    ejectServer(*server, connectFailure(connect_errno, exchange_->pool->config->timeouts.connect));
+    if (exchange_->retries_left == 0) {
+      respond(502, "cannot connect to a server of pool \"" + exchange_->pool->config->name + "\"");
       return;
     }
-    --retries_left_;
+    --exchange_->retries_left;
   }
 }
 
 bool DownstreamConnection::forwardRequestBody() {
-  if (request_complete_) return false;
-  size_t buffered = evbuffer_get_length(request_out_);
+  if (exchange_->request_complete) return false;
+  size_t buffered = evbuffer_get_length(exchange_->request_out);
   if (buffered >= kHighWater) return false;
   size_t before = evbuffer_get_length(in_);
-  Http1Parser::Event ev = request_parser_->parse(in_, request_body_, kHighWater - buffered);
+  Http1Parser::Event ev =
+      exchange_->request_parser.parse(in_, exchange_->request_body, kHighWater - buffered);
   const uint64_t max_body = runtime_->config().limits.max_request_body;
-  if (max_body > 0 && request_parser_->bodyBytes() > max_body) {
-    if (response_started_) {
+  if (max_body > 0 && exchange_->request_parser.bodyBytes() > max_body) {
+    if (exchange_->response_started) {
       closeNow();
     } else {
       respond(413, "the request body is larger than " + std::to_string(max_body) + " bytes");
@@ -810,13 +831,13 @@ bool DownstreamConnection::forwardRequestBody() {
   }
   switch (ev) {
     case Http1Parser::Event::Complete:
-      request_complete_ = true;
+      exchange_->request_complete = true;
       return true;
     case Http1Parser::Event::Error:
-      if (response_started_) {
+      if (exchange_->response_started) {
         closeNow();
       } else {
-        respond(request_parser_->errorStatus(), request_parser_->errorReason());
+        respond(exchange_->request_parser.errorStatus(), exchange_->request_parser.errorReason());
       }
       return true;
     default:
@@ -830,41 +851,42 @@ bool DownstreamConnection::forwardRequestBody() {
 }
 
 bool DownstreamConnection::driveUpstream() {
-  if (upstream_->state() == UpstreamConnection::State::Failed) {
+  if (exchange_->upstream->state() == UpstreamConnection::State::Failed) {
     onUpstreamFailure(UpstreamFailure::Connect);
     return true;
   }
-  if (upstream_->state() == UpstreamConnection::State::Connecting) return false;
-  if (!upstream_timer_started_) {
-    upstream_timer_started_ = true;
-    upstream_->expectResponseWithin(pool_->config->timeouts.response);
+  if (exchange_->upstream->state() == UpstreamConnection::State::Connecting) return false;
+  if (!exchange_->upstream_timer_started) {
+    exchange_->upstream_timer_started = true;
+    exchange_->upstream->expectResponseWithin(exchange_->pool->config->timeouts.response);
   }
   bool progress = false;
-  size_t pending = evbuffer_get_length(request_out_);
+  size_t pending = evbuffer_get_length(exchange_->request_out);
   if (pending > 0) {
-    if (!upstream_->flush(request_out_)) {
+    if (!exchange_->upstream->flush(exchange_->request_out)) {
       onUpstreamFailure(UpstreamFailure::Broken);
       return true;
     }
-    size_t sent = pending - evbuffer_get_length(request_out_);
-    request_bytes_sent_ += sent;
+    size_t sent = pending - evbuffer_get_length(exchange_->request_out);
+    exchange_->request_bytes_sent += sent;
     progress = sent > 0;
   }
-  while (upstream_ && phase_ == Phase::Proxying) {
+  while (exchange_->upstream && phase_ == Phase::Proxying) {
     if (evbuffer_get_length(out_) >= kHighWater) break;
-    upstream_->pullInput(kHighWater);
-    evbuffer* input = upstream_->input();
+    exchange_->upstream->pullInput(kHighWater);
+    evbuffer* input = exchange_->upstream->input();
     size_t before = evbuffer_get_length(input);
-    Http1Parser::Event ev =
-        response_parser_->parse(input, response_body_, kHighWater - evbuffer_get_length(out_));
+    Http1Parser::Event ev = exchange_->response_parser.parse(
+        input, exchange_->response_body, kHighWater - evbuffer_get_length(out_));
     progress |= evbuffer_get_length(input) != before;
-    if (ev == Http1Parser::Event::NeedMore && (upstream_->peerClosed() || upstream_->broken()) &&
+    if (ev == Http1Parser::Event::NeedMore &&
+        (exchange_->upstream->peerClosed() || exchange_->upstream->broken()) &&
         evbuffer_get_length(input) == 0) {
-      if (!response_started_) {
+      if (!exchange_->response_started) {
         onUpstreamFailure(UpstreamFailure::Broken);
         return true;
       }
-      ev = response_parser_->finishAtEof(response_body_);
+      ev = exchange_->response_parser.finishAtEof(exchange_->response_body);
       if (ev == Http1Parser::Event::Error) {
         // Cut short: close before the response's framing ends, so the client
         // can tell it is incomplete.
@@ -873,8 +895,8 @@ bool DownstreamConnection::driveUpstream() {
       }
     }
     if (ev == Http1Parser::Event::Head) {
-      if (response_parser_->head().status < 200) {
-        response_parser_->nextMessage();  // 1xx: interim, not forwarded
+      if (exchange_->response_parser.head().status < 200) {
+        exchange_->response_parser.nextMessage();  // 1xx: interim, not forwarded
       } else {
         onResponseHead();
       }
@@ -886,9 +908,10 @@ bool DownstreamConnection::driveUpstream() {
       return true;
     }
     if (ev == Http1Parser::Event::Error) {
-      log::warn("upstream: pool " + pool_->config->name + " server " + server_->address +
-                ": invalid response: " + response_parser_->errorReason());
-      if (response_started_) {
+      log::warn("upstream: pool " + exchange_->pool->config->name + " server " +
+                exchange_->server->address +
+                ": invalid response: " + exchange_->response_parser.errorReason());
+      if (exchange_->response_started) {
         closeNow();
       } else {
         onUpstreamFailure(UpstreamFailure::Invalid);
@@ -901,8 +924,8 @@ bool DownstreamConnection::driveUpstream() {
 }
 
 void DownstreamConnection::onResponseHead() {
-  const MessageHead& request = request_parser_->head();
-  const MessageHead& response = response_parser_->head();
+  const MessageHead& request = exchange_->request_parser.head();
+  const MessageHead& response = exchange_->response_parser.head();
   // A failing pool: an expired entry within its stale time answers instead.
   if (response.status >= 500 && serveStale()) return;
   bool unframed = response.framing == Framing::Chunked || response.framing == Framing::UntilClose;
@@ -911,33 +934,34 @@ void DownstreamConnection::onResponseHead() {
     close_after_response_ = true;
   writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_, out_,
                               responseExtras());
-  response_status_ = response.status;
-  served_by_ = server_;
-  server_->metrics->responses[statusClass(response.status)].add();
-  response_body_ = BodyEncoder(out_, chunked);
-  response_started_ = true;
+  exchange_->response_status = response.status;
+  exchange_->served_by = exchange_->server;
+  exchange_->server->metrics->responses[statusClass(response.status)].add();
+  exchange_->response_body = BodyEncoder(out_, chunked);
+  exchange_->response_started = true;
   prepareStore(response);
 }
 
 void DownstreamConnection::onResponseComplete() {
-  const MessageHead& response = response_parser_->head();
-  upstream_time_ = std::chrono::steady_clock::now() - upstream_start_;
-  bool reusable = response.keep_alive && request_complete_ &&
-                  evbuffer_get_length(request_out_) == 0 &&
-                  evbuffer_get_length(upstream_->input()) == 0 && !upstream_->peerClosed() &&
-                  !upstream_->broken();
+  const MessageHead& response = exchange_->response_parser.head();
+  exchange_->upstream_time = std::chrono::steady_clock::now() - exchange_->upstream_start;
+  bool reusable = response.keep_alive && exchange_->request_complete &&
+                  evbuffer_get_length(exchange_->request_out) == 0 &&
+                  evbuffer_get_length(exchange_->upstream->input()) == 0 &&
+                  !exchange_->upstream->peerClosed() && !exchange_->upstream->broken();
   releaseServer();
   endAdmission();
   finishStore();
-  upstream_->stopTimer();
+  exchange_->upstream->stopTimer();
   if (reusable) {
-    worker_.upstreamPool().release(std::move(upstream_), pool_->config->timeouts.idle);
+    worker_.upstreamPool().release(std::move(exchange_->upstream),
+                                   exchange_->pool->config->timeouts.idle);
   } else {
-    upstream_.reset();
+    exchange_->upstream.reset();
   }
   // A response that ends before its request does: the rest of the request
   // body cannot be skipped safely, so the connection ends with this response.
-  if (!request_complete_) {
+  if (!exchange_->request_complete) {
     recordExchange();
     close_after_response_ = true;
     phase_ = Phase::Closing;
@@ -947,24 +971,26 @@ void DownstreamConnection::onResponseComplete() {
 }
 
 void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
-  bool was_reused = upstream_ && upstream_->reused() && upstream_->connected() &&
-                    evbuffer_get_length(upstream_->input()) == 0;
-  if (failure == UpstreamFailure::Connect && server_ != nullptr) {
-    ejectServer(*server_, connectFailure(upstream_ ? upstream_->connectError() : 0,
-                                         pool_->config->timeouts.connect));
+  bool was_reused = exchange_->upstream && exchange_->upstream->reused() &&
+                    exchange_->upstream->connected() &&
+                    evbuffer_get_length(exchange_->upstream->input()) == 0;
+  if (failure == UpstreamFailure::Connect && exchange_->server != nullptr) {
+    ejectServer(*exchange_->server,
+                connectFailure(exchange_->upstream ? exchange_->upstream->connectError() : 0,
+                               exchange_->pool->config->timeouts.connect));
   }
   releaseServer();
-  upstream_.reset();
-  if (response_started_) {
+  exchange_->upstream.reset();
+  if (exchange_->response_started) {
     closeNow();
     return;
   }
-  const MessageHead& request = request_parser_->head();
-  const std::string& pool = pool_->config->name;
+  const MessageHead& request = exchange_->request_parser.head();
+  const std::string& pool = exchange_->pool->config->name;
   switch (failure) {
     case UpstreamFailure::Connect:
-      if (retries_left_ > 0 && request_bytes_sent_ == 0) {
-        --retries_left_;
+      if (exchange_->retries_left > 0 && exchange_->request_bytes_sent == 0) {
+        --exchange_->retries_left;
         dispatch();
         return;
       }
@@ -976,15 +1002,16 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
       // connection (bodiless requests only: a streamed body is gone).
       if (was_reused && request.framing == Framing::None) {
         writeRequestHead();
-        request_bytes_sent_ = 0;
-        tried_ = balancer::TriedSet();
+        exchange_->request_bytes_sent = 0;
+        exchange_->tried = balancer::TriedSet();
         dispatch();
         return;
       }
-      if (retries_left_ > 0 && idempotent(request.method) && request.framing == Framing::None) {
-        --retries_left_;
+      if (exchange_->retries_left > 0 && idempotent(request.method) &&
+          request.framing == Framing::None) {
+        --exchange_->retries_left;
         writeRequestHead();
-        request_bytes_sent_ = 0;
+        exchange_->request_bytes_sent = 0;
         dispatch();
         return;
       }
@@ -992,7 +1019,7 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
       return;
     case UpstreamFailure::Timeout:
       respond(504, "the server of pool \"" + pool + "\" did not answer within " +
-                       conf::formatDuration(pool_->config->timeouts.response));
+                       conf::formatDuration(exchange_->pool->config->timeouts.response));
       return;
     case UpstreamFailure::Invalid:
       respond(502, "invalid response from the server of pool \"" + pool + "\"");
@@ -1001,17 +1028,18 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
 }
 
 void DownstreamConnection::releaseExchange() {
+  if (!exchange_) return;
   releaseServer();
-  upstream_.reset();
+  exchange_->upstream.reset();
   endAdmission();
   endCacheFill();
-  pending_store_.reset();
+  exchange_->pending_store.reset();
 }
 
 void DownstreamConnection::releaseServer() {
-  if (server_ == nullptr) return;
-  server_->active_requests.fetch_sub(1, std::memory_order_relaxed);
-  server_ = nullptr;
+  if (exchange_->server == nullptr) return;
+  exchange_->server->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  exchange_->server = nullptr;
 }
 
 void DownstreamConnection::respond(int status, std::string_view message,
@@ -1031,10 +1059,11 @@ void DownstreamConnection::respondWith(int status, std::string_view content_type
   // The connection goes on only after a refusal of a request that is wholly
   // read: after anything malformed, or with an unread body that cannot be
   // told apart from a next request, it closes.
-  bool request_read = request_complete_ || (phase_ == Phase::Proxying &&
-                                            request_parser_->head().framing == Framing::None);
+  bool request_read =
+      exchange_->request_complete ||
+      (phase_ == Phase::Proxying && exchange_->request_parser.head().framing == Framing::None);
   if (phase_ != Phase::Proxying || request_fault || !request_read ||
-      !request_parser_->head().keep_alive || worker_.draining()) {
+      !exchange_->request_parser.head().keep_alive || worker_.draining()) {
     close_after_response_ = true;
   }
   std::string headers(extra_headers);
@@ -1044,55 +1073,58 @@ void DownstreamConnection::respondWith(int status, std::string_view content_type
 }
 
 void DownstreamConnection::finishLocalAnswer(int status, uint64_t body_bytes) {
-  response_started_ = true;
-  response_status_ = status;
-  response_bytes_ = body_bytes;
-  served_by_ = nullptr;
-  if (!exchange_open_) {
+  exchange_->response_started = true;
+  exchange_->response_status = status;
+  exchange_->response_bytes = body_bytes;
+  exchange_->served_by = nullptr;
+  if (!exchange_->open) {
     // Refused before it became an exchange (malformed head, 408): counted with pool="".
-    exchange_open_ = true;
-    exchange_start_ = std::chrono::steady_clock::now();
-    pool_ = nullptr;
-    request_id_.clear();
+    exchange_->open = true;
+    exchange_->exchange_start = std::chrono::steady_clock::now();
+    exchange_->pool = nullptr;
+    exchange_->request_id.clear();
   }
   if (close_after_response_) {
     recordExchange();
     phase_ = Phase::Closing;
     return;
   }
-  request_complete_ = true;
+  exchange_->request_complete = true;
   finishExchange();
 }
 
 void DownstreamConnection::recordExchange() {
-  if (!exchange_open_ || listener_ == nullptr) return;
-  exchange_open_ = false;
-  if (response_status_ == 0) return;  // the client left before any response
-  size_t pool = pool_ ? pool_->index : listener_->request_cells.size() - 1;
+  if (!exchange_ || !exchange_->open || listener_ == nullptr) return;
+  exchange_->open = false;
+  if (exchange_->response_status == 0) return;  // the client left before any response
+  size_t pool = exchange_->pool ? exchange_->pool->index : listener_->request_cells.size() - 1;
   RequestCells* cells = listener_->request_cells[pool];
-  auto total = std::chrono::steady_clock::now() - exchange_start_;
-  cells->responses[statusClass(response_status_)].add();
+  auto total = std::chrono::steady_clock::now() - exchange_->exchange_start;
+  cells->responses[statusClass(exchange_->response_status)].add();
   cells->duration.observe(total);
-  if (cache_result_) (*runtime_->cacheResults())[static_cast<size_t>(*cache_result_)].add();
+  if (exchange_->cache_result)
+    (*runtime_->cacheResults())[static_cast<size_t>(*exchange_->cache_result)].add();
   if (AccessLogWriter* log = worker_.accessLog()) {
-    const MessageHead& head = request_parser_->head();
+    const MessageHead& head = exchange_->request_parser.head();
     AccessRecord r;
     r.client = peer_ip_;
     r.listener = listener_name_;
     r.method = head.method.empty() ? "-" : std::string_view(head.method);
     r.target = head.target.empty() ? "-" : std::string_view(head.target);
     r.version_minor = head.version_minor;
-    r.status = response_status_;
-    r.bytes = served_by_ ? response_parser_->bodyBytes() : response_bytes_;
+    r.status = exchange_->response_status;
+    r.bytes =
+        exchange_->served_by ? exchange_->response_parser.bodyBytes() : exchange_->response_bytes;
     r.total = total;
-    if (pool_) r.pool = pool_->config->name;
-    if (served_by_) {
-      r.upstream = served_by_->address;
+    if (exchange_->pool) r.pool = exchange_->pool->config->name;
+    if (exchange_->served_by) {
+      r.upstream = exchange_->served_by->address;
       // A response cut short has no end time of its own: it ends now.
-      r.upstream_time = upstream_time_.count() ? upstream_time_
-                                               : std::chrono::steady_clock::now() - upstream_start_;
+      r.upstream_time = exchange_->upstream_time.count()
+                            ? exchange_->upstream_time
+                            : std::chrono::steady_clock::now() - exchange_->upstream_start;
     }
-    r.request_id = request_id_;
+    r.request_id = exchange_->request_id;
     log->append(r);
   }
 }
@@ -1103,23 +1135,13 @@ void DownstreamConnection::finishExchange() {
     phase_ = Phase::Closing;
     return;
   }
-  if (evbuffer_get_length(in_) == 0) {
-    // Idle until the client asks again, maybe for a long time: hold no
-    // per-request memory meanwhile.
-    response_parser_.reset();
-    request_parser_.reset();
-    evbuffer_free(request_out_);
-    request_out_ = nullptr;
-    std::string().swap(request_id_);
-  } else {
-    request_parser_->nextMessage();
-    response_parser_->nextMessage();
-  }
-  pool_ = nullptr;
-  route_ = nullptr;
-  route_headers_.clear();
-  cache_result_.reset();
-  stale_.reset();
+  exchange_->request_parser.nextMessage();
+  exchange_->response_parser.nextMessage();
+  exchange_->pool = nullptr;
+  exchange_->route = nullptr;
+  exchange_->route_headers.clear();
+  exchange_->cache_result.reset();
+  exchange_->stale.reset();
   phase_ = Phase::AwaitingRequest;
   timer_.setIn(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
                                             : runtime_->config().timeouts.client_idle);

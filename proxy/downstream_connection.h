@@ -12,13 +12,10 @@
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 
-#include "balancer/balancer.h"
-#include "proxy/body_encoder.h"
 #include "proxy/deadline_timer.h"
-#include "proxy/http1_parser.h"
+#include "proxy/http_message.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
 
@@ -26,6 +23,7 @@ namespace crest::proxy {
 
 class Worker;
 class Waiter;
+struct Exchange;
 
 class DownstreamConnection : public UpstreamConnection::Handler {
  public:
@@ -67,7 +65,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool flushClient();
   bool parseRequestHead();
   // A request head has begun to arrive (and is not yet complete or refused).
-  bool requestStarted() const { return request_parser_ && request_parser_->started(); }
+  bool requestStarted() const;
   bool forwardRequestBody();
   bool driveUpstream();
 
@@ -151,54 +149,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool client_error_ = false;
   std::chrono::steady_clock::time_point client_activity_;
 
-  // Both parsers and request_out_ exist only while the connection has a
-  // request to serve: an idle keep-alive connection holds none of them.
-  std::unique_ptr<Http1Parser> request_parser_;   // from the first byte of a request
-  std::unique_ptr<Http1Parser> response_parser_;  // from the request's head
-  // The exchange in flight (valid in Phase::Proxying).
-  const RouteTarget* route_target_ = nullptr;
-  const conf::Route* route_ = nullptr;
-  // Header lines added to every response of the route (RateLimit-*).
-  std::string route_headers_;
-  // The admission queue this exchange holds a slot of or waits in.
-  std::shared_ptr<limits::AdmissionQueue> admission_;
-  std::shared_ptr<Waiter> waiter_;  // set while queued
-  bool holds_slot_ = false;
-  // Cached routes.
-  std::optional<CacheResult> cache_result_;  // the X-Cache of this response
-  std::string cache_host_;                   // the key's host: lower-case, no port
-  std::shared_ptr<Waiter> fill_waiter_;      // set while waiting for another request's fill
-  bool coalesced_ = false;                   // waited for a fill once: no second wait
-  bool cache_leader_ = false;                // fills the entry others wait for (endFill owed)
-  // The response being stored (all but body and times), its lifetime and its body so far.
-  std::shared_ptr<cache::StoredResponse> pending_store_;
-  cache::Nanos pending_lifetime_ = 0;
-  std::string pending_body_;
-  // An expired entry that may still answer when the pool fails.
-  std::shared_ptr<const cache::StoredResponse> stale_;
-  uint64_t split_key_ = 0;
-  bool switched_pool_ = false;
-  const PoolRuntime* pool_ = nullptr;
-  UpstreamServer* server_ = nullptr;  // counted in its active_requests while set
-  std::unique_ptr<UpstreamConnection> upstream_;
-  bool upstream_timer_started_ = false;
-  evbuffer* request_out_ = nullptr;  // serialized request on its way to the server
-  uint64_t request_bytes_sent_ = 0;
-  BodyEncoder request_body_;
-  BodyEncoder response_body_;
-  balancer::TriedSet tried_;
-  uint32_t retries_left_ = 0;
-  std::string target_;
-  std::string request_id_;
-  bool exchange_open_ = false;  // a response was or will be counted
-  int response_status_ = 0;
-  uint64_t response_bytes_ = 0;                // body bytes of a response the proxy made
-  const UpstreamServer* served_by_ = nullptr;  // the server that answered, for the access log
-  std::chrono::steady_clock::time_point upstream_start_;
-  std::chrono::steady_clock::duration upstream_time_{};
-  std::chrono::steady_clock::time_point exchange_start_;
-  bool request_complete_ = false;
-  bool response_started_ = false;
+  // The request being served, from its first byte until the connection
+  // goes idle again (pump() lets it go).
+  std::unique_ptr<Exchange> exchange_;
   bool close_after_response_ = false;
 };
 

@@ -59,9 +59,19 @@ const llhttp_settings_t& Http1Parser::settings() {
   return s;
 }
 
-Http1Parser::Http1Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(limits) {
-  llhttp_init(&parser_, kind == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings());
+Http1Parser::Http1Parser(Kind kind, ParserLimits limits) : kind_(kind) {
+  restart(limits);
+}
+
+void Http1Parser::restart(ParserLimits limits) {
+  llhttp_init(&parser_, kind_ == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings());
   parser_.data = this;
+  limits_ = limits;
+  no_body_ = false;
+  error_status_ = 0;
+  callback_error_status_ = 0;
+  error_reason_.clear();
+  nextMessage();
 }
 
 int Http1Parser::onMessageBegin(llhttp_t* p) {

@@ -44,6 +44,8 @@ class Http1Parser {
   // Responses: the request was HEAD, so the next response head has no body.
   void setNoBody(bool no_body) { no_body_ = no_body; }
   void nextMessage();
+  // As if newly made, for another connection, keeping its buffers.
+  void restart(ParserLimits limits);
 
   const MessageHead& head() const { return head_; }
   MessageHead& head() { return head_; }

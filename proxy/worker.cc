@@ -192,6 +192,21 @@ void Worker::maybeExit() {
   if (draining_ && connections_.empty()) event_base_loopbreak(base_);
 }
 
+std::unique_ptr<Exchange> Worker::takeExchange(ParserLimits request_limits) {
+  if (spare_exchanges_.empty()) return std::make_unique<Exchange>(request_limits);
+  std::unique_ptr<Exchange> exchange = std::move(spare_exchanges_.back());
+  spare_exchanges_.pop_back();
+  exchange->restart(request_limits);
+  return exchange;
+}
+
+void Worker::recycleExchange(std::unique_ptr<Exchange> exchange) {
+  // Enough for the requests that start and end within one loop pass; more
+  // would be memory held for a burst that has passed.
+  constexpr size_t kSpareExchanges = 64;
+  if (spare_exchanges_.size() < kSpareExchanges) spare_exchanges_.push_back(std::move(exchange));
+}
+
 std::string Worker::newRequestId() {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id(32, '0');

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "proxy/access_log.h"
+#include "proxy/exchange.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_pool.h"
 
@@ -80,6 +81,11 @@ class Worker {
   // Connections accepted on listener `name`.
   std::vector<DownstreamConnection*> connectionsOf(const std::string& name) const;
   void connectionClosed(DownstreamConnection* conn);
+  // An exchange for a request about to start: a spare one when there is.
+  std::unique_ptr<Exchange> takeExchange(ParserLimits request_limits);
+  // Takes back the finished exchange of a connection gone idle (released of
+  // everything it held), keeping a few spares.
+  void recycleExchange(std::unique_ptr<Exchange> exchange);
   // A fresh X-Request-Id: 32 hex digits.
   std::string newRequestId();
   uint64_t random() { return random_(); }
@@ -123,6 +129,7 @@ class Worker {
   std::function<void()> on_exit_;
   std::mt19937_64 random_;
   std::unique_ptr<AccessLogWriter> access_log_;
+  std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
 };
 
 }  // namespace crest::proxy
