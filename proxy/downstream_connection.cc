@@ -241,7 +241,7 @@ void DownstreamConnection::onUpstreamTimeout() {
 
 void DownstreamConnection::drain() {
   close_after_response_ = true;
-  if (phase_ == Phase::AwaitingRequest && !requestStarted()) closeNow();
+  if (phase_ == Phase::AwaitingRequest && !requestStarted() && served_one_) closeNow();
   pump();
 }
 
@@ -1135,6 +1135,7 @@ void DownstreamConnection::finishExchange() {
     phase_ = Phase::Closing;
     return;
   }
+  served_one_ = true;
   exchange_->request_parser.nextMessage();
   exchange_->response_parser.nextMessage();
   exchange_->pool = nullptr;

@@ -35,7 +35,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   DownstreamConnection& operator=(const DownstreamConnection&) = delete;
 
   void start();
-  // Shutdown: an idle connection closes now, a busy one after its response.
+  // Shutdown: an idle keep-alive connection closes now; any other after its
+  // next response, so that a client that has just connected, and cannot
+  // expect a close before any answer, is still served once.
   void drain();
   // Closes at once, whatever is in flight (drain time is up).
   void abort();
@@ -153,6 +155,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // goes idle again (pump() lets it go).
   std::unique_ptr<Exchange> exchange_;
   bool close_after_response_ = false;
+  bool served_one_ = false;  // a response was completed: a client reusing it may see a close
 };
 
 }  // namespace crest::proxy
