@@ -1,6 +1,7 @@
 #include "proxy/server.h"
 
 #include <event2/thread.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -104,14 +105,14 @@ uint32_t Server::workerCount() const {
   return n;
 }
 
-bool Server::bindListener(const conf::Listener& listener, bool we_hold_it,
+bool Server::bindListener(const conf::Listener& listener,
                           std::vector<std::vector<ListenSocket>>& out, std::string& error) {
   SocketAddress addr;
   if (!resolveAddress(listener.listen, addr, error)) {
     error = "listener " + listener.name + ": " + error;
     return false;
   }
-  if (!we_hold_it && addressTaken(addr)) {
+  if (addressTaken(addr)) {
     error = "listener " + listener.name + ": cannot listen on " + listener.listen.text +
             ": address already in use (is another crest running?)";
     return false;
@@ -129,6 +130,21 @@ bool Server::bindListener(const conf::Listener& listener, bool we_hold_it,
   }
   for (size_t w = 0; w < out.size(); ++w) out[w].push_back(bound[w]);
   return true;
+}
+
+void Server::adoptListener(const conf::Listener& listener, const std::string& old_name,
+                           std::vector<std::vector<ListenSocket>>& out) {
+  const std::vector<int>& fds = listen_fds_.at(old_name);
+  for (size_t w = 0; w < out.size(); ++w) {
+    out[w].push_back(ListenSocket{listener.name, ::fcntl(fds[w], F_DUPFD_CLOEXEC, 0),
+                                  metrics_.listenerCells(listener.name)});
+  }
+}
+
+void Server::recordListenSockets(const std::vector<std::vector<ListenSocket>>& sockets) {
+  for (const auto& list : sockets) {
+    for (const auto& s : list) listen_fds_[s.listener].push_back(s.fd);
+  }
 }
 
 namespace {
@@ -152,7 +168,7 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   std::vector<std::vector<ListenSocket>> sockets(workers);
   for (const auto& l : cfg.listeners) {
     std::string error;
-    if (!bindListener(l, false, sockets, error)) {
+    if (!bindListener(l, sockets, error)) {
       log::error(error);
       closeSockets(sockets);
       return 3;
@@ -187,6 +203,7 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   worker_exit_ = event_new(base_, -1, EV_PERSIST, &Server::onWorkerExit, this);
   event_add(worker_exit_, nullptr);
   events_.push_back(worker_exit_);
+  recordListenSockets(sockets);
   for (uint32_t w = 0; w < workers; ++w) {
     workers_.push_back(std::make_unique<Worker>(
         runtime_, std::move(sockets[w]), access_log_ ? access_log_->fd() : -1, connection_budget_));
@@ -322,9 +339,12 @@ void Server::reload() {
     for (const auto& l : next->config().listeners) {
       if (old.findListener(l.name, l.listen)) continue;
       std::string error;
-      bool we_hold_it = std::any_of(old.listeners.begin(), old.listeners.end(),
-                                    [&](const conf::Listener& o) { return o.listen == l.listen; });
-      if (!bindListener(l, we_hold_it, added, error)) {
+      auto renamed = std::find_if(old.listeners.begin(), old.listeners.end(),
+                                  [&](const conf::Listener& o) { return o.listen == l.listen; });
+      if (renamed != old.listeners.end()) {
+        // Addresses are unique in a file, so the old name is going away.
+        adoptListener(l, renamed->name, added);
+      } else if (!bindListener(l, added, error)) {
         errors.push_back({config_path_, 0, 0, "listeners", error});
         break;
       }
@@ -347,6 +367,8 @@ void Server::reload() {
   applyAccessLogPath(next->config().access_log);
   applyConnectionLimit(next->config());
   std::string changes = describeChanges(old, next->config(), added_names, removed_names);
+  for (const auto& name : removed_names) listen_fds_.erase(name);
+  recordListenSockets(added);
   runtime_ = next;
   for (size_t w = 0; w < workers_.size(); ++w) {
     workers_[w]->setRuntime(runtime_, added[w], removed_names, runtime_->config().shutdown_timeout);

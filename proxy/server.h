@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "conf/config.h"
@@ -44,10 +45,17 @@ class Server {
   static void onRotateTicketKeys(evutil_socket_t fd, short what, void* arg);
   void reload();
   // Binds one socket per worker for `listener`, appending to out[worker];
-  // false with `error` (and nothing left open) on failure, which includes the
-  // address being taken unless `we_hold_it` (a reload renaming a listener).
-  bool bindListener(const conf::Listener& listener, bool we_hold_it,
-                    std::vector<std::vector<ListenSocket>>& out, std::string& error);
+  // false with `error` (and nothing left open) on failure, which includes
+  // another process listening on the address.
+  bool bindListener(const conf::Listener& listener, std::vector<std::vector<ListenSocket>>& out,
+                    std::string& error);
+  // A reload that renames a listener on the same address: the new name gets
+  // duplicates of the old name's sockets, so that the connections waiting in
+  // their accept queues are not reset when the old name's sockets close.
+  void adoptListener(const conf::Listener& listener, const std::string& old_name,
+                     std::vector<std::vector<ListenSocket>>& out);
+  // Notes the sockets handed to the workers (out[worker]), by listener name.
+  void recordListenSockets(const std::vector<std::vector<ListenSocket>>& sockets);
   void reopenAccessLog();
   // Follows a reload's access_log path (on/off changes need a restart).
   void applyAccessLogPath(const std::string& path);
@@ -58,6 +66,8 @@ class Server {
   event_base* base_ = nullptr;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Each listener's sockets, one per worker in worker order; owned by the workers.
+  std::unordered_map<std::string, std::vector<int>> listen_fds_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<AccessLogFile> access_log_;
   std::unique_ptr<health::LibeventDispatcher> dispatcher_;

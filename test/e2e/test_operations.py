@@ -178,6 +178,19 @@ class StopTest(CrestTestCase):
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", self.port), timeout=1)
 
+    def test_sigterm_answers_a_connection_that_has_not_sent_its_request_yet(self):
+        web = self.backend("web")
+        crest = self.crest(self.simple_config({"web": [web]}), self.port)
+        fresh = Client(self.port)
+        time.sleep(0.2)  # accepted by now
+        crest.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        fresh.request("GET", "/bytes/1")
+        r = fresh.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Connection"), "close")
+        self.assertEqual(crest.proc.wait(5), 0)
+
     def test_shutdown_timeout_bounds_the_wait(self):
         web = self.backend("web")
         crest = self.crest(self.simple_config({"web": [web]}, extra="shutdown_timeout: 500ms"), self.port)
