@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "health/dispatcher.h"
 #include "proxy/exchange.h"
@@ -25,6 +26,12 @@ using std::chrono::milliseconds;
 // for the other side, which bounds a slow peer's cost.
 constexpr size_t kHighWater = 256 * 1024;
 constexpr milliseconds kLinger{2000};
+
+// The client buffers exist only while they hold bytes or a request is being
+// served (see DownstreamConnection::pump).
+size_t bufferedBytes(const evbuffer* buffer) {
+  return buffer != nullptr ? evbuffer_get_length(buffer) : 0;
+}
 
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
@@ -161,8 +168,6 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
                                            SSL* ssl)
     : worker_(worker),
       fd_(fd),
-      in_(evbuffer_new()),
-      out_(evbuffer_new()),
       peer_ip_(addressText(peer)),
       client_hash_(addressHash(peer)),
       listener_name_(std::move(listener)),
@@ -182,8 +187,8 @@ DownstreamConnection::~DownstreamConnection() {
   event_free(event_);
   if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
-  evbuffer_free(in_);
-  evbuffer_free(out_);
+  if (in_ != nullptr) evbuffer_free(in_);
+  if (out_ != nullptr) evbuffer_free(out_);
 }
 
 void DownstreamConnection::start() {
@@ -229,7 +234,7 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
 }
 
 void DownstreamConnection::onUpstreamTimeout() {
-  if (evbuffer_get_length(out_) >= kHighWater) {
+  if (bufferedBytes(out_) >= kHighWater) {
     // The client, not the server, is slow: the client's own timer governs.
     exchange_->upstream->expectResponseWithin(exchange_->pool->config->timeouts.response);
     return;
@@ -268,7 +273,7 @@ void DownstreamConnection::pump() {
       closeNow();
       break;
     }
-    if (phase_ == Phase::Closing && evbuffer_get_length(out_) == 0) {
+    if (phase_ == Phase::Closing && bufferedBytes(out_) == 0) {
       // Lingering close: stop sending, keep reading what the client still sends
       // for a while, so our last response is not destroyed by a reset.
       if (ssl_ != nullptr && handshake_done_) SSL_shutdown(ssl_);  // close_notify, best effort
@@ -282,13 +287,17 @@ void DownstreamConnection::pump() {
   }
   if (phase_ == Phase::Closed) {
     worker_.connectionClosed(this);  // deletes this
-  } else if (phase_ == Phase::AwaitingRequest && exchange_ && !requestStarted() &&
-             evbuffer_get_length(in_) == 0) {
+  } else if (phase_ == Phase::AwaitingRequest && !requestStarted() && bufferedBytes(in_) == 0) {
     // Idle until the client asks again, maybe for a long time: hold no
     // per-request memory meanwhile. Only here, where no caller up the stack
     // still uses the exchange.
-    releaseExchange();
-    worker_.recycleExchange(std::move(exchange_));
+    if (exchange_) {
+      releaseExchange();
+      worker_.recycleExchange(std::move(exchange_));
+    }
+    if (in_ != nullptr) worker_.recycleBuffer(std::exchange(in_, nullptr));
+    if (out_ != nullptr && bufferedBytes(out_) == 0)
+      worker_.recycleBuffer(std::exchange(out_, nullptr));
   }
 }
 
@@ -309,11 +318,12 @@ bool DownstreamConnection::handshake() {
 
 bool DownstreamConnection::readClient() {
   if (!client_readable_ || client_eof_ || client_error_) return false;
-  if (phase_ == Phase::Lingering) evbuffer_drain(in_, evbuffer_get_length(in_));
+  if (in_ == nullptr) in_ = worker_.takeBuffer();
+  if (phase_ == Phase::Lingering) evbuffer_drain(in_, bufferedBytes(in_));
   size_t cap = phase_ == Phase::AwaitingRequest
                    ? std::max<size_t>(kHighWater, runtime_->config().limits.max_header_bytes + 1)
                    : kHighWater;
-  if (evbuffer_get_length(in_) >= cap) return false;
+  if (bufferedBytes(in_) >= cap) return false;
   size_t got = 0;
   switch (ssl_ ? tlsRead(ssl_, in_, cap, got) : readInto(fd_, in_, cap, got, client_closing_)) {
     case IoResult::WouldBlock:
@@ -333,7 +343,7 @@ bool DownstreamConnection::readClient() {
 }
 
 bool DownstreamConnection::flushClient() {
-  if (evbuffer_get_length(out_) == 0 || client_error_) return false;
+  if (bufferedBytes(out_) == 0 || client_error_) return false;
   size_t written = 0;
   IoResult r = ssl_ ? tlsWrite(ssl_, out_, written) : writeFrom(fd_, out_, written);
   if (r == IoResult::Error) client_error_ = true;
@@ -347,18 +357,19 @@ bool DownstreamConnection::requestStarted() const {
 
 bool DownstreamConnection::parseRequestHead() {
   // A client that does not read its responses gets no more of its pipelined requests served.
-  if (evbuffer_get_length(out_) >= kHighWater) return false;
+  if (bufferedBytes(out_) >= kHighWater) return false;
   if (!exchange_) {
-    if (evbuffer_get_length(in_) == 0) {
+    if (bufferedBytes(in_) == 0) {
       // Idle, nothing to parse: a client that hung up now is done.
       if (client_eof_) closeNow();
       return client_eof_;
     }
     const auto& limits = runtime_->config().limits;
     exchange_ = worker_.takeExchange(ParserLimits{limits.max_header_bytes, limits.max_headers});
+    if (out_ == nullptr) out_ = worker_.takeBuffer();
   }
   bool was_started = exchange_->request_parser.started();
-  size_t before = evbuffer_get_length(in_);
+  size_t before = bufferedBytes(in_);
   BodyEncoder none;
   Http1Parser::Event ev = exchange_->request_parser.parse(in_, none, 0);
   if (!was_started && exchange_->request_parser.started())
@@ -371,7 +382,7 @@ bool DownstreamConnection::parseRequestHead() {
       respond(exchange_->request_parser.errorStatus(), exchange_->request_parser.errorReason());
       return true;
     default:
-      if (client_eof_ && exchange_->request_parser.started() && evbuffer_get_length(in_) == 0) {
+      if (client_eof_ && exchange_->request_parser.started() && bufferedBytes(in_) == 0) {
         // The client stopped sending (half-close) in the middle of a head.
         respond(400, "the request head ended before its blank line");
         return true;
@@ -380,7 +391,7 @@ bool DownstreamConnection::parseRequestHead() {
         closeNow();
         return true;
       }
-      return evbuffer_get_length(in_) != before;
+      return bufferedBytes(in_) != before;
   }
 }
 
@@ -817,7 +828,7 @@ bool DownstreamConnection::forwardRequestBody() {
   if (exchange_->request_complete) return false;
   size_t buffered = evbuffer_get_length(exchange_->request_out);
   if (buffered >= kHighWater) return false;
-  size_t before = evbuffer_get_length(in_);
+  size_t before = bufferedBytes(in_);
   Http1Parser::Event ev =
       exchange_->request_parser.parse(in_, exchange_->request_body, kHighWater - buffered);
   const uint64_t max_body = runtime_->config().limits.max_request_body;
@@ -841,12 +852,12 @@ bool DownstreamConnection::forwardRequestBody() {
       }
       return true;
     default:
-      if (client_eof_ && evbuffer_get_length(in_) == 0) {
+      if (client_eof_ && bufferedBytes(in_) == 0) {
         // The client went away in the middle of its request body.
         closeNow();
         return true;
       }
-      return evbuffer_get_length(in_) != before;
+      return bufferedBytes(in_) != before;
   }
 }
 
@@ -872,12 +883,12 @@ bool DownstreamConnection::driveUpstream() {
     progress = sent > 0;
   }
   while (exchange_->upstream && phase_ == Phase::Proxying) {
-    if (evbuffer_get_length(out_) >= kHighWater) break;
+    if (bufferedBytes(out_) >= kHighWater) break;
     exchange_->upstream->pullInput(kHighWater);
     evbuffer* input = exchange_->upstream->input();
     size_t before = evbuffer_get_length(input);
-    Http1Parser::Event ev = exchange_->response_parser.parse(
-        input, exchange_->response_body, kHighWater - evbuffer_get_length(out_));
+    Http1Parser::Event ev = exchange_->response_parser.parse(input, exchange_->response_body,
+                                                             kHighWater - bufferedBytes(out_));
     progress |= evbuffer_get_length(input) != before;
     if (ev == Http1Parser::Event::NeedMore &&
         (exchange_->upstream->peerClosed() || exchange_->upstream->broken()) &&
@@ -1144,8 +1155,8 @@ void DownstreamConnection::finishExchange() {
   exchange_->cache_result.reset();
   exchange_->stale.reset();
   phase_ = Phase::AwaitingRequest;
-  timer_.setIn(evbuffer_get_length(in_) > 0 ? runtime_->config().timeouts.client_header
-                                            : runtime_->config().timeouts.client_idle);
+  timer_.setIn(bufferedBytes(in_) > 0 ? runtime_->config().timeouts.client_header
+                                      : runtime_->config().timeouts.client_idle);
 }
 
 void DownstreamConnection::closeNow() {

@@ -132,8 +132,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   int fd_;
   event* event_;
 
-  evbuffer* in_;
-  evbuffer* out_;
+  // Null on an idle connection once empty: given back to the worker.
+  evbuffer* in_ = nullptr;
+  evbuffer* out_ = nullptr;
   std::string peer_ip_;
   uint64_t client_hash_;
   std::string listener_name_;

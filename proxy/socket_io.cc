@@ -83,6 +83,15 @@ uint64_t addressHash(const sockaddr_storage& addr) {
   return balancer::hashBytes(&a6, sizeof a6);
 }
 
+void cancelReservation(evbuffer* buffer, evbuffer_iovec* vec) {
+  evbuffer_commit_space(buffer, vec, 0);
+  if (evbuffer_get_length(buffer) == 0) {
+    static const char kByte = 0;
+    evbuffer_add(buffer, &kByte, 1);
+    evbuffer_drain(buffer, 1);
+  }
+}
+
 IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof) {
   bytes_read = 0;
   while (evbuffer_get_length(buffer) < cap) {
@@ -94,13 +103,13 @@ IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool
     for (int i = 0; i < n; ++i) iov[i] = {vec[i].iov_base, vec[i].iov_len};
     ssize_t got = ::readv(fd, iov, n);
     if (got < 0) {
-      evbuffer_commit_space(buffer, vec, 0);
+      cancelReservation(buffer, vec);
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::WouldBlock;
       return IoResult::Error;
     }
     if (got == 0) {
-      evbuffer_commit_space(buffer, vec, 0);
+      cancelReservation(buffer, vec);
       return IoResult::Closed;
     }
     size_t offered = 0;

@@ -46,6 +46,11 @@ enum class IoResult { Progress, WouldBlock, Closed, Error };
 // loop has reported the peer closing (EV_CLOSED), pass `until_eof` to read
 // on to the end.
 IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof);
+// Gives back space reserved in `buffer` and not filled. libevent keeps the
+// reserved chain, and frees chains only when draining bytes: an empty buffer
+// is made to hold none, so that a silent or idle connection's buffer costs
+// only its header.
+void cancelReservation(evbuffer* buffer, evbuffer_iovec* vec);
 
 // Writes from `buffer` until it is empty or the socket would block.
 IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written);

@@ -45,7 +45,7 @@ IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read) {
     errno = 0;
     int n = SSL_read(ssl, vec.iov_base, static_cast<int>(std::min(vec.iov_len, kRecord)));
     if (n <= 0) {
-      evbuffer_commit_space(buffer, &vec, 0);
+      cancelReservation(buffer, &vec);
       return classify(ssl, n);
     }
     vec.iov_len = static_cast<size_t>(n);

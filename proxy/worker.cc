@@ -86,6 +86,7 @@ Worker::~Worker() {
     ::close(a->fd);
   }
   for (auto& t : drain_timers_) event_free(t->ev);
+  for (evbuffer* b : spare_buffers_) evbuffer_free(b);
   drain_timers_.clear();
   event_free(tasks_event_);
   event_base_free(base_);
@@ -205,6 +206,22 @@ void Worker::recycleExchange(std::unique_ptr<Exchange> exchange) {
   // would be memory held for a burst that has passed.
   constexpr size_t kSpareExchanges = 64;
   if (spare_exchanges_.size() < kSpareExchanges) spare_exchanges_.push_back(std::move(exchange));
+}
+
+evbuffer* Worker::takeBuffer() {
+  if (spare_buffers_.empty()) return evbuffer_new();
+  evbuffer* buffer = spare_buffers_.back();
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
+void Worker::recycleBuffer(evbuffer* buffer) {
+  constexpr size_t kSpareBuffers = 128;  // two per spare exchange
+  if (spare_buffers_.size() < kSpareBuffers) {
+    spare_buffers_.push_back(buffer);
+  } else {
+    evbuffer_free(buffer);
+  }
 }
 
 std::string Worker::newRequestId() {

@@ -3,6 +3,7 @@
 // socket per listener, its downstream connections and its upstream pool.
 // Other threads talk to it only through post(), which runs a task on its loop.
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include <atomic>
@@ -86,6 +87,10 @@ class Worker {
   // Takes back the finished exchange of a connection gone idle (released of
   // everything it held), keeping a few spares.
   void recycleExchange(std::unique_ptr<Exchange> exchange);
+  // An empty buffer, and one given back empty: like exchanges, the buffers
+  // of idle connections wait here for the next requests.
+  evbuffer* takeBuffer();
+  void recycleBuffer(evbuffer* buffer);
   // A fresh X-Request-Id: 32 hex digits.
   std::string newRequestId();
   uint64_t random() { return random_(); }
@@ -130,6 +135,7 @@ class Worker {
   std::mt19937_64 random_;
   std::unique_ptr<AccessLogWriter> access_log_;
   std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
+  std::vector<evbuffer*> spare_buffers_;
 };
 
 }  // namespace crest::proxy
