@@ -95,61 +95,48 @@ class LimitsTest(CrestTestCase):
         # per-connection window (256 KiB each way) bounds it far below.
         self.assertLess(grown, 200 * 700, f"RSS grew by {grown} KiB")
 
+    def assert_rss_per_connection(self, what, open_connection, max_kib_each, count=800):
+        """Opens 50 connections to warm up, then `count` more, one at a time:
+        crest's RSS may grow by at most `max_kib_each` per connection."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2 * count + 100:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 100), hard))
+        web = self.backend("web")
+        self.crest(self.simple_config({"web": [web]}, workers=1), self.port)
+        pid = self.crests[0].proc.pid
+        warm = [open_connection() for _ in range(50)]
+        self.assertEqual(get(self.port, "/bytes/1").status, 200)  # all accepted by now
+        baseline = rss_kib(pid)
+        held = [open_connection() for _ in range(count)]
+        self.assertEqual(get(self.port, "/bytes/1").status, 200)
+        grown = rss_kib(pid) - baseline
+        for c in held + warm:
+            c.close()
+        print(f"\nRSS growth for {count} {what}: {grown} KiB")
+        if sanitized(pid):
+            return
+        self.assertLess(grown, count * max_kib_each, f"RSS grew by {grown} KiB")
+
     def test_idle_keep_alive_connections_hold_no_per_request_memory(self):
         # Each connection is served one request, one at a time, then left open:
         # what it still costs is the connection alone. With its parsers and
         # request buffer kept, an idle connection held 2.15 KiB; without, 1.6;
         # with all per-request state in an exchange it gives back, 1.0; with
         # its client buffers given back too, 0.75.
-        count = 800
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < 2 * count + 100:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 100), hard))
-        web = self.backend("web")
-        self.crest(self.simple_config({"web": [web]}, workers=1), self.port)
-        pid = self.crests[0].proc.pid
-        warm = [Client(self.port) for _ in range(50)]
-        for c in warm:
-            c.request("GET", "/bytes/1")
-            self.assertEqual(c.read_response().status, 200)
-        baseline = rss_kib(pid)
-        held = []
-        for _ in range(count):
+        def served_once():
             c = Client(self.port)
             c.request("GET", "/bytes/1")
             self.assertEqual(c.read_response().status, 200)
-            held.append(c)
-        grown = rss_kib(pid) - baseline
-        for c in held + warm:
-            c.close()
-        print(f"\nRSS growth for {count} idle keep-alive connections: {grown} KiB")
-        if sanitized(pid):
-            return
-        self.assertLess(grown, count * 0.95, f"RSS grew by {grown} KiB")
+            return c
+
+        self.assert_rss_per_connection("idle keep-alive connections", served_once, 0.95)
 
     def test_connections_that_send_nothing_hold_no_read_buffer(self):
         # A read that finds nothing used to leave its 64 KiB reservation in
         # the connection's buffer, which the connection kept: 4.8 KiB resident
         # per silent connection. Now 0.75.
-        count = 800
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < 2 * count + 100:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 100), hard))
-        web = self.backend("web")
-        self.crest(self.simple_config({"web": [web]}, workers=1), self.port)
-        pid = self.crests[0].proc.pid
-        warm = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(50)]
-        self.assertEqual(get(self.port, "/bytes/1").status, 200)  # all 50 accepted by now
-        baseline = rss_kib(pid)
-        silent = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(count)]
-        self.assertEqual(get(self.port, "/bytes/1").status, 200)
-        grown = rss_kib(pid) - baseline
-        for s in silent + warm:
-            s.close()
-        print(f"\nRSS growth for {count} silent connections: {grown} KiB")
-        if sanitized(pid):
-            return
-        self.assertLess(grown, count * 1.3, f"RSS grew by {grown} KiB")
+        self.assert_rss_per_connection(
+            "silent connections", lambda: socket.create_connection(("127.0.0.1", self.port)), 1.3)
 
     def test_servers_sending_endless_headers_or_invalid_status_lines_get_502(self):
         # A raw "server": what it answers depends on the request path.
