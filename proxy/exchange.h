@@ -92,4 +92,8 @@ struct Exchange : ExchangeState {
   evbuffer* request_out;  // serialized request on its way to the server
 };
 
+inline void deleteExchange(Exchange* exchange) {
+  delete exchange;
+}
+
 }  // namespace crest::proxy

@@ -86,7 +86,6 @@ Worker::~Worker() {
     ::close(a->fd);
   }
   for (auto& t : drain_timers_) event_free(t->ev);
-  for (evbuffer* b : spare_buffers_) evbuffer_free(b);
   drain_timers_.clear();
   event_free(tasks_event_);
   event_base_free(base_);
@@ -194,34 +193,23 @@ void Worker::maybeExit() {
 }
 
 std::unique_ptr<Exchange> Worker::takeExchange(ParserLimits request_limits) {
-  if (spare_exchanges_.empty()) return std::make_unique<Exchange>(request_limits);
-  std::unique_ptr<Exchange> exchange = std::move(spare_exchanges_.back());
-  spare_exchanges_.pop_back();
-  exchange->restart(request_limits);
-  return exchange;
+  Exchange* spare = spare_exchanges_.take();
+  if (spare == nullptr) return std::make_unique<Exchange>(request_limits);
+  spare->restart(request_limits);
+  return std::unique_ptr<Exchange>(spare);
 }
 
 void Worker::recycleExchange(std::unique_ptr<Exchange> exchange) {
-  // Enough for the requests that start and end within one loop pass; more
-  // would be memory held for a burst that has passed.
-  constexpr size_t kSpareExchanges = 64;
-  if (spare_exchanges_.size() < kSpareExchanges) spare_exchanges_.push_back(std::move(exchange));
+  spare_exchanges_.give(exchange.release());
 }
 
 evbuffer* Worker::takeBuffer() {
-  if (spare_buffers_.empty()) return evbuffer_new();
-  evbuffer* buffer = spare_buffers_.back();
-  spare_buffers_.pop_back();
-  return buffer;
+  evbuffer* spare = spare_buffers_.take();
+  return spare != nullptr ? spare : evbuffer_new();
 }
 
 void Worker::recycleBuffer(evbuffer* buffer) {
-  constexpr size_t kSpareBuffers = 128;  // two per spare exchange
-  if (spare_buffers_.size() < kSpareBuffers) {
-    spare_buffers_.push_back(buffer);
-  } else {
-    evbuffer_free(buffer);
-  }
+  spare_buffers_.give(buffer);
 }
 
 std::string Worker::newRequestId() {

@@ -19,6 +19,7 @@
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
+#include "proxy/spare_list.h"
 #include "proxy/upstream_pool.h"
 
 namespace crest::proxy {
@@ -134,8 +135,9 @@ class Worker {
   std::function<void()> on_exit_;
   std::mt19937_64 random_;
   std::unique_ptr<AccessLogWriter> access_log_;
-  std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
-  std::vector<evbuffer*> spare_buffers_;
+  // Enough for the requests that start and end within one loop pass.
+  SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
+  SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange
 };
 
 }  // namespace crest::proxy
