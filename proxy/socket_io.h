@@ -1,7 +1,7 @@
 #pragma once
 // Socket helpers for the raw edge-triggered connection layer: listening
 // sockets, non-blocking connects, and read/write loops between a socket and
-// an evbuffer (readv into reserved space, writev from peeked chains).
+// an evbuffer (recvmsg into reserved space, sendmsg from peeked chains).
 
 #include <event2/buffer.h>
 #include <sys/socket.h>
