@@ -274,9 +274,13 @@ void DownstreamConnection::pump() {
       break;
     }
     if (phase_ == Phase::Closing && bufferedBytes(out_) == 0) {
+      if (ssl_ != nullptr && handshake_done_) SSL_shutdown(ssl_);  // close_notify, best effort
+      if (clientDone()) {
+        closeNow();
+        break;
+      }
       // Lingering close: stop sending, keep reading what the client still sends
       // for a while, so our last response is not destroyed by a reset.
-      if (ssl_ != nullptr && handshake_done_) SSL_shutdown(ssl_);  // close_notify, best effort
       ::shutdown(fd_, SHUT_WR);
       phase_ = Phase::Lingering;
       timer_.setIn(kLinger);
@@ -299,6 +303,10 @@ void DownstreamConnection::pump() {
     if (out_ != nullptr && bufferedBytes(out_) == 0)
       worker_.recycleBuffer(std::exchange(out_, nullptr));
   }
+}
+
+bool DownstreamConnection::clientDone() const {
+  return exchange_ && exchange_->request_complete && bufferedBytes(in_) == 0 && !client_readable_;
 }
 
 bool DownstreamConnection::handshake() {

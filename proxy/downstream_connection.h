@@ -63,6 +63,10 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void pump();
   // TLS: drives the handshake; false while it is not done (or failed).
   bool handshake();
+  // The client sent a whole request and nothing after it that we know of:
+  // closing cannot reset a response it has yet to read, so no lingering
+  // (NGINX lingers only in the same cases).
+  bool clientDone() const;
   bool readClient();
   bool flushClient();
   bool parseRequestHead();

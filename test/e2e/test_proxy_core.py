@@ -8,6 +8,18 @@ import unittest
 from harness import Client, CrestTestCase, free_port, get
 
 
+def reset_after_sending(client):
+    """True when bytes sent now are refused with a reset (the peer's socket is
+    gone); on loopback the reset is back before send() returns."""
+    try:
+        client.sock.sendall(b"x")
+        client.sock.recv(1)
+        client.sock.sendall(b"x")
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    return False
+
+
 class ProxyCoreTest(CrestTestCase):
     def setUp(self):
         super().setUp()
@@ -121,6 +133,22 @@ class ProxyCoreTest(CrestTestCase):
             r = k.read_response()
             self.assertEqual(r.body, b"01234")
             self.assertEqual(r.header("Connection"), "keep-alive")
+
+    def test_close_after_a_whole_request_is_full_and_after_a_refusal_lingers(self):
+        # The client sent its whole request and nothing else: crest closes at
+        # once, as NGINX does, and a byte sent afterwards is answered by a reset.
+        done = Client(self.port)
+        done.request("GET", "/bytes/5", headers={"Connection": "close"})
+        self.assertEqual(done.read_response().body, b"01234")
+        self.assertTrue(done.closed_by_peer())
+        self.assertTrue(reset_after_sending(done))
+        # Refused before its request was read to the end: crest goes on reading
+        # for a while, so what the client still sends cannot reset the answer.
+        refused = Client(self.port)
+        refused.send(b"GET / HTTP/1.1\r\n\r\n")
+        self.assertEqual(refused.read_response().status, 400)
+        self.assertTrue(refused.closed_by_peer())
+        self.assertFalse(reset_after_sending(refused))
 
     def test_head_requests_keep_content_length_and_have_no_body(self):
         c = Client(self.port)
