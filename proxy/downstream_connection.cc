@@ -333,7 +333,8 @@ bool DownstreamConnection::readClient() {
                    : kHighWater;
   if (bufferedBytes(in_) >= cap) return false;
   size_t got = 0;
-  switch (ssl_ ? tlsRead(ssl_, in_, cap, got) : readInto(fd_, in_, cap, got, client_closing_)) {
+  switch (ssl_ ? tlsRead(ssl_, in_, cap, got, client_closing_)
+               : readInto(fd_, in_, cap, got, client_closing_)) {
     case IoResult::WouldBlock:
       client_readable_ = false;
       break;

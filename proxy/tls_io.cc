@@ -27,7 +27,26 @@ IoResult classify(SSL* ssl, int rc) {
   }
 }
 
+// The socket BIO's callback argument is non-null while its last read came
+// up short: the socket was drained then, and data arriving since has
+// brought a new edge.
+const char kDrained = 0;
+
+long noteShortRead(BIO* bio, int oper, const char*, size_t asked, int, long, int ret, size_t* got) {
+  if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+    bool drained = ret > 0 && got != nullptr && *got < asked;
+    BIO_set_callback_arg(bio, drained ? const_cast<char*>(&kDrained) : nullptr);
+  }
+  return ret;
+}
+
 }  // namespace
+
+void tlsAttach(SSL* ssl, int fd) {
+  SSL_set_fd(ssl, fd);
+  SSL_set_read_ahead(ssl, 1);
+  BIO_set_callback_ex(SSL_get_rbio(ssl), noteShortRead);
+}
 
 IoResult tlsHandshake(SSL* ssl) {
   errno = 0;
@@ -37,8 +56,11 @@ IoResult tlsHandshake(SSL* ssl) {
   return r == IoResult::Closed ? IoResult::Error : r;
 }
 
-IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read) {
+IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof) {
   bytes_read = 0;
+  BIO* socket = SSL_get_rbio(ssl);
+  // Only a read made from here on can tell that the socket is drained now.
+  BIO_set_callback_arg(socket, nullptr);
   while (evbuffer_get_length(buffer) < cap) {
     evbuffer_iovec vec;
     if (evbuffer_reserve_space(buffer, kRecord, &vec, 1) < 1) return IoResult::Error;
@@ -51,6 +73,8 @@ IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read) {
     vec.iov_len = static_cast<size_t>(n);
     evbuffer_commit_space(buffer, &vec, 1);
     bytes_read += static_cast<size_t>(n);
+    if (!until_eof && BIO_get_callback_arg(socket) != nullptr && !SSL_has_pending(ssl))
+      return IoResult::WouldBlock;
   }
   return IoResult::Progress;
 }

@@ -10,12 +10,19 @@
 
 namespace crest::proxy {
 
+// Puts `ssl` on the socket `fd` for the functions below. It reads ahead (one
+// read takes in every record that has arrived) and notes whether its last
+// read came up short, so that tlsRead stops without the extra read that
+// would only say EAGAIN, as readInto does: a record header and body cost
+// one read instead of two, plus none for the EAGAIN.
+void tlsAttach(SSL* ssl, int fd);
+
 // Progress when the handshake is complete, WouldBlock while it waits for the peer.
 IoResult tlsHandshake(SSL* ssl);
 
-// Reads decrypted bytes until the socket would block, the peer closes, or
-// `buffer` holds `cap` bytes.
-IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read);
+// Reads decrypted bytes until the socket is drained, the peer closes, or
+// `buffer` holds `cap` bytes; `until_eof` as for readInto.
+IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof);
 
 // Writes `buffer` as TLS records of up to 16 KiB: small chains are coalesced
 // into one record (and one send) instead of a record each.

@@ -11,6 +11,7 @@
 #include "health/dispatcher.h"
 #include "proxy/downstream_connection.h"
 #include "proxy/log.h"
+#include "proxy/tls_io.h"
 
 namespace crest::proxy {
 
@@ -148,7 +149,7 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     const ListenerRuntime* listener = w->runtime_->findListener(a->listener);
     if (listener != nullptr && listener->tls) {
       ssl = listener->tls->newSession();
-      SSL_set_fd(ssl, client);
+      tlsAttach(ssl, client);
       SSL_set_accept_state(ssl);
     }
     auto* conn = new DownstreamConnection(*w, client, peer, a->listener, a->metrics, ssl);
