@@ -65,8 +65,12 @@ SslCtxPtr newContext(const conf::TlsConfig& config) {
   if (!ctx) return nullptr;
   SSL_CTX* c = ctx.get();
   SSL_CTX_set_min_proto_version(c, config.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(
-      c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // A client's FIN without close_notify is how most clients hang up: with
+  // IGNORE_UNEXPECTED_EOF OpenSSL 3 reports it as a close, not an error, so
+  // a client that half-closes after its request still gets the answer, as
+  // over plain HTTP (HTTP framing, not TLS, tells a cut message).
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Release read and write buffers of idle connections; let a write resume
   // from a moved buffer (the proxy coalesces records from an evbuffer).
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |

@@ -145,6 +145,48 @@ class TlsTest(CrestTestCase):
                              capture_output=True, text=True, timeout=15)
         self.assertEqual(big.stdout, "200 1048576")
 
+    def test_a_client_half_closing_without_close_notify_still_gets_its_answer(self):
+        # As over plain HTTP: the request, then the client's FIN with no TLS
+        # close_notify (OpenSSL 3 would call that an error by default).
+        self.start()
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="a.test")
+
+        def flush():
+            pending = outgoing.read()
+            if pending:
+                raw.sendall(pending)
+
+        def exchange(step):
+            while True:
+                try:
+                    result = step()
+                    flush()
+                    return result
+                except ssl.SSLWantReadError:
+                    flush()
+                    data = raw.recv(65536)
+                    if not data:
+                        incoming.write_eof()
+                    incoming.write(data)
+
+        exchange(tls.do_handshake)
+        exchange(lambda: tls.write(b"GET /bytes/5 HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+        raw.shutdown(socket.SHUT_WR)
+        answer = b""
+        while b"01234" not in answer:
+            try:
+                answer += exchange(lambda: tls.read(65536))
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                break
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer)
+        self.assertTrue(answer.endswith(b"01234"), answer)
+        raw.close()
+
     def test_check_reports_certificate_problems(self):
         from harness import run_crest
         cfg = os.path.join(self.tmpdir, "tls.yaml")
