@@ -44,6 +44,9 @@ int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error)
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (addr.storage.ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  // Accepted sockets inherit it from the listening one: no system call per
+  // connection.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (::bind(fd, addr.get(), addr.length) != 0 || ::listen(fd, 4096) != 0) {
     error = std::strerror(errno);
     ::close(fd);

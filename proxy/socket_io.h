@@ -23,7 +23,8 @@ struct SocketAddress {
 bool resolveAddress(const conf::HostPort& hp, SocketAddress& out, std::string& error);
 
 // A bound, listening, non-blocking socket (SO_REUSEADDR, and SO_REUSEPORT when
-// `reuse_port` so each worker can own one); -1 with `error` set.
+// `reuse_port` so each worker can own one) whose accepted sockets have
+// TCP_NODELAY; -1 with `error` set.
 int listenSocket(const SocketAddress& addr, bool reuse_port, std::string& error);
 
 // True when a socket already listens on `addr`. SO_REUSEPORT would otherwise

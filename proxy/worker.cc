@@ -1,7 +1,6 @@
 #include "proxy/worker.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -143,8 +142,6 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
       ::close(client);
       continue;
     }
-    int one = 1;
-    setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     SSL* ssl = nullptr;
     const ListenerRuntime* listener = w->runtime_->findListener(a->listener);
     if (listener != nullptr && listener->tls) {

@@ -1,6 +1,8 @@
 #include "proxy/socket_io.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -98,6 +100,30 @@ struct TlsPair : SocketPair {
 };
 
 }  // namespace
+
+TEST_CASE("accepted sockets have TCP_NODELAY from the listening socket") {
+  SocketAddress addr;
+  std::string error;
+  crest::conf::HostPort any_port;
+  any_port.host = "127.0.0.1";
+  REQUIRE(resolveAddress(any_port, addr, error));
+  int listener = listenSocket(addr, false, error);
+  REQUIRE(listener >= 0);
+  SocketAddress bound;
+  bound.length = sizeof bound.storage;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&bound.storage), &bound.length) == 0);
+  int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(::connect(client, bound.get(), bound.length) == 0);
+  int accepted = ::accept(listener, nullptr, nullptr);  // loopback: queued once connect returns
+  REQUIRE(accepted >= 0);
+  int nodelay = 0;
+  socklen_t len = sizeof nodelay;
+  REQUIRE(::getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0);
+  CHECK(nodelay == 1);
+  ::close(accepted);
+  ::close(client);
+  ::close(listener);
+}
 
 TEST_CASE("readInto stops at a short read and reads to the end only when told") {
   SocketPair s;
