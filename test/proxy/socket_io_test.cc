@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -92,10 +93,11 @@ struct TlsPair : SocketPair {
     SSL_CTX_free(server_ctx);
     SSL_CTX_free(client_ctx);
   }
-  // One TLS record from the client.
-  void record(std::string_view text) const {
-    REQUIRE(SSL_write(client, text.data(), static_cast<int>(text.size())) ==
-            static_cast<int>(text.size()));
+  // One TLS record from the client per text.
+  void records(std::initializer_list<std::string_view> texts) const {
+    for (std::string_view text : texts)
+      REQUIRE(SSL_write(client, text.data(), static_cast<int>(text.size())) ==
+              static_cast<int>(text.size()));
   }
 };
 
@@ -142,9 +144,7 @@ TEST_CASE("readInto stops at a short read and reads to the end only when told") 
 TEST_CASE("tlsRead takes every record that has arrived in one read and stops there") {
   TlsPair t;
   Buffer in;
-  t.record("one");
-  t.record("two");
-  t.record("three");
+  t.records({"one", "two", "three"});
   ::shutdown(t.theirs, SHUT_WR);  // no close_notify: how most clients hang up
   size_t got = 0;
   CHECK(tlsRead(t.server, in.b, 1 << 20, got, false) == IoResult::WouldBlock);
@@ -157,9 +157,7 @@ TEST_CASE("tlsRead takes every record that has arrived in one read and stops the
 TEST_CASE("tlsRead does not take records buffered earlier for a drained socket") {
   TlsPair t;
   Buffer in;
-  t.record("one");
-  t.record("two");
-  t.record("three");
+  t.records({"one", "two", "three"});
   size_t got = 0;
   // Stops at its cap after one record; the other two wait inside OpenSSL,
   // read ahead by a read that came up short.
@@ -167,7 +165,7 @@ TEST_CASE("tlsRead does not take records buffered earlier for a drained socket")
   CHECK(in.take() == "one");
   // New data's edge brings the connection back: what OpenSSL holds is not
   // all there is, so the socket must be read again.
-  t.record("four");
+  t.records({"four"});
   CHECK(tlsRead(t.server, in.b, 1 << 20, got, false) == IoResult::WouldBlock);
   CHECK(in.take() == "twothreefour");
 }
