@@ -161,6 +161,13 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   evthread_use_pthreads();
   runtime_ = std::move(runtime);
   base_ = event_base_new();
+  // Handled (at the loop's first turn) from before the first socket listens:
+  // whoever sees the port open may signal, and SIGHUP's default would kill.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    event* e = evsignal_new(base_, sig, &Server::onSignal, this);
+    event_add(e, nullptr);
+    events_.push_back(e);
+  }
   const conf::Config& cfg = runtime_->config();
   const uint32_t workers = workerCount();
 
@@ -217,11 +224,6 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   timeval twelve_hours{12 * 3600, 0};
   event_add(rotate, &twelve_hours);
   events_.push_back(rotate);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
-    event* e = evsignal_new(base_, sig, &Server::onSignal, this);
-    event_add(e, nullptr);
-    events_.push_back(e);
-  }
   dispatcher_ = std::make_unique<health::LibeventDispatcher>(base_);
   prober_ = std::make_unique<health::HttpProber>(base_);
   health_checker_ =
