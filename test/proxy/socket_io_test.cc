@@ -3,9 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,8 +13,11 @@
 #include <string_view>
 
 #include "proxy/tls_io.h"
+#include "test/support/evbuffer_text.h"
+#include "test/support/self_signed.h"
 
 using namespace crest::proxy;
+namespace test = crest::test;
 
 namespace {
 
@@ -39,16 +40,6 @@ struct SocketPair {
   }
 };
 
-struct Buffer {
-  evbuffer* b = evbuffer_new();
-  ~Buffer() { evbuffer_free(b); }
-  std::string take() {
-    std::string s(evbuffer_get_length(b), '\0');
-    evbuffer_remove(b, s.data(), s.size());
-    return s;
-  }
-};
-
 // A TLS server on `ours` (attached as the proxy attaches a client) and a TLS
 // client on `theirs`, handshaken, with a throwaway P-256 certificate.
 struct TlsPair : SocketPair {
@@ -58,20 +49,11 @@ struct TlsPair : SocketPair {
   SSL* client = nullptr;
 
   TlsPair() {
-    EVP_PKEY* key = EVP_EC_gen("P-256");
-    X509* cert = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-    X509_set_pubkey(cert, key);
-    X509_set_issuer_name(cert, X509_get_subject_name(cert));
-    X509_sign(cert, key, EVP_sha256());
+    test::SelfSigned self_signed("crest.test", 0, 1);
     // As tls::TlsContext: a FIN without close_notify is a close (test_tls.py).
     SSL_CTX_set_options(server_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    REQUIRE(SSL_CTX_use_certificate(server_ctx, cert) == 1);
-    REQUIRE(SSL_CTX_use_PrivateKey(server_ctx, key) == 1);
-    X509_free(cert);
-    EVP_PKEY_free(key);
+    REQUIRE(SSL_CTX_use_certificate(server_ctx, self_signed.cert) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey(server_ctx, self_signed.key) == 1);
     server = SSL_new(server_ctx);
     tlsAttach(server, ours);
     SSL_set_accept_state(server);
@@ -129,43 +111,43 @@ TEST_CASE("accepted sockets have TCP_NODELAY from the listening socket") {
 
 TEST_CASE("readInto stops at a short read and reads to the end only when told") {
   SocketPair s;
-  Buffer in;
+  test::Evbuffer in = test::makeBuffer();
   s.send("hello");
   ::shutdown(s.theirs, SHUT_WR);
   size_t got = 0;
   // The short read counts as drained: no second read, so the FIN is not seen.
-  CHECK(readInto(s.ours, in.b, 1 << 20, got, false) == IoResult::WouldBlock);
+  CHECK(readInto(s.ours, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
   CHECK(got == 5);
-  CHECK(in.take() == "hello");
-  CHECK(readInto(s.ours, in.b, 1 << 20, got, true) == IoResult::Closed);
+  CHECK(test::takeText(in.get()) == "hello");
+  CHECK(readInto(s.ours, in.get(), 1 << 20, got, true) == IoResult::Closed);
   CHECK(got == 0);
 }
 
 TEST_CASE("tlsRead takes every record that has arrived in one read and stops there") {
   TlsPair t;
-  Buffer in;
+  test::Evbuffer in = test::makeBuffer();
   t.records({"one", "two", "three"});
   ::shutdown(t.theirs, SHUT_WR);  // no close_notify: how most clients hang up
   size_t got = 0;
-  CHECK(tlsRead(t.server, in.b, 1 << 20, got, false) == IoResult::WouldBlock);
-  CHECK(in.take() == "onetwothree");
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
+  CHECK(test::takeText(in.get()) == "onetwothree");
   // Told that the client is closing, it reads on to the end.
-  CHECK(tlsRead(t.server, in.b, 1 << 20, got, true) == IoResult::Closed);
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, true) == IoResult::Closed);
   CHECK(got == 0);
 }
 
 TEST_CASE("tlsRead does not take records buffered earlier for a drained socket") {
   TlsPair t;
-  Buffer in;
+  test::Evbuffer in = test::makeBuffer();
   t.records({"one", "two", "three"});
   size_t got = 0;
   // Stops at its cap after one record; the other two wait inside OpenSSL,
   // read ahead by a read that came up short.
-  CHECK(tlsRead(t.server, in.b, 3, got, false) == IoResult::Progress);
-  CHECK(in.take() == "one");
+  CHECK(tlsRead(t.server, in.get(), 3, got, false) == IoResult::Progress);
+  CHECK(test::takeText(in.get()) == "one");
   // New data's edge brings the connection back: what OpenSSL holds is not
   // all there is, so the socket must be read again.
   t.records({"four"});
-  CHECK(tlsRead(t.server, in.b, 1 << 20, got, false) == IoResult::WouldBlock);
-  CHECK(in.take() == "twothreefour");
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
+  CHECK(test::takeText(in.get()) == "twothreefour");
 }

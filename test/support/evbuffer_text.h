@@ -25,4 +25,11 @@ inline std::string text(evbuffer* b) {
   return out;
 }
 
+// The buffer's text, drained from it.
+inline std::string takeText(evbuffer* b) {
+  std::string out = text(b);
+  evbuffer_drain(b, out.size());
+  return out;
+}
+
 }  // namespace crest::test

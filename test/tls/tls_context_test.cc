@@ -1,14 +1,14 @@
 #include "tls/tls_context.h"
 
-#include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+
+#include "test/support/self_signed.h"
 
 using namespace crest;
 
@@ -31,25 +31,13 @@ struct CertDir {
   }
   // A certificate that expired yesterday (the openssl command cannot backdate one).
   void makeExpired(const std::string& name) {
-    EVP_PKEY* key = EVP_EC_gen("P-256");
-    X509* x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -30L * 86400);
-    X509_gmtime_adj(X509_getm_notAfter(x), -86400);
-    X509_set_pubkey(x, key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_sign(x, key, EVP_sha256());
+    test::SelfSigned expired(name, -30, -1);
     FILE* f = std::fopen((path + "/" + name + ".pem").c_str(), "w");
-    PEM_write_X509(f, x);
+    PEM_write_X509(f, expired.cert);
     std::fclose(f);
     f = std::fopen((path + "/" + name + ".key").c_str(), "w");
-    PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+    PEM_write_PrivateKey(f, expired.key, nullptr, nullptr, 0, nullptr, nullptr);
     std::fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(key);
   }
   conf::TlsCertificate cert(const std::string& cert, const std::string& key) const {
     return conf::TlsCertificate{
