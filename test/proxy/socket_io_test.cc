@@ -1,5 +1,6 @@
 #include "proxy/socket_io.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -150,4 +151,22 @@ TEST_CASE("tlsRead does not take records buffered earlier for a drained socket")
   t.records({"four"});
   CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
   CHECK(test::takeText(in.get()) == "twothreefour");
+}
+
+TEST_CASE("addressText writes addresses as inet_ntop does") {
+  auto text = [](int family, const char* address) {
+    sockaddr_storage storage{};
+    storage.ss_family = static_cast<sa_family_t>(family);
+    void* bytes = family == AF_INET
+                      ? static_cast<void*>(&reinterpret_cast<sockaddr_in&>(storage).sin_addr)
+                      : static_cast<void*>(&reinterpret_cast<sockaddr_in6&>(storage).sin6_addr);
+    REQUIRE(::inet_pton(family, address, bytes) == 1);
+    return addressText(storage);
+  };
+  for (const char* v4 : {"0.0.0.0", "127.0.0.1", "255.255.255.255", "10.0.100.9", "192.168.1.99"}) {
+    CHECK(text(AF_INET, v4) == v4);
+  }
+  for (const char* v6 : {"::1", "2001:db8::8:800:200c:417a", "::ffff:10.0.0.1"}) {
+    CHECK(text(AF_INET6, v6) == v6);
+  }
 }
