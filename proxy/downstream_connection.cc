@@ -334,7 +334,8 @@ bool DownstreamConnection::readClient() {
   if (bufferedBytes(in_) >= cap) return false;
   size_t got = 0;
   switch (ssl_ ? tlsRead(ssl_, in_, cap, got, client_closing_)
-               : readInto(fd_, in_, cap, got, client_closing_)) {
+               : readInto(fd_, in_, cap, got, client_closing_, worker_.readScratch(),
+                          client_reads_large_)) {
     case IoResult::WouldBlock:
       client_readable_ = false;
       break;
@@ -893,7 +894,7 @@ bool DownstreamConnection::driveUpstream() {
   }
   while (exchange_->upstream && phase_ == Phase::Proxying) {
     if (bufferedBytes(out_) >= kHighWater) break;
-    exchange_->upstream->pullInput(kHighWater);
+    exchange_->upstream->pullInput(kHighWater, worker_.readScratch());
     evbuffer* input = exchange_->upstream->input();
     size_t before = evbuffer_get_length(input);
     Http1Parser::Event ev = exchange_->response_parser.parse(input, exchange_->response_body,

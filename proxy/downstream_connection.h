@@ -154,6 +154,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool client_closing_ = false;  // the client's FIN was reported: read to the end
   bool client_eof_ = false;
   bool client_error_ = false;
+  bool client_reads_large_ = false;  // readInto's record of the last read
   std::chrono::steady_clock::time_point client_activity_;
 
   // The request being served, from its first byte until the connection

@@ -99,6 +99,15 @@ uint64_t addressHash(const sockaddr_storage& addr) {
   return balancer::hashBytes(&a6, sizeof a6);
 }
 
+void cancelReservation(evbuffer* buffer, evbuffer_iovec* vec) {
+  evbuffer_commit_space(buffer, vec, 0);
+  if (evbuffer_get_length(buffer) == 0) {
+    static const char kByte = 0;
+    evbuffer_add(buffer, &kByte, 1);
+    evbuffer_drain(buffer, 1);
+  }
+}
+
 namespace {
 
 // Socket calls rather than readv/writev: they skip the file layer's
@@ -125,45 +134,65 @@ ssize_t transmit(int fd, iovec* iov, int count) {
   return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
-}  // namespace
+// A read of this much or more is a body's: the next one goes in place.
+constexpr size_t kLargeRead = 4 * 1024;
 
-void cancelReservation(evbuffer* buffer, evbuffer_iovec* vec) {
-  evbuffer_commit_space(buffer, vec, 0);
-  if (evbuffer_get_length(buffer) == 0) {
-    static const char kByte = 0;
-    evbuffer_add(buffer, &kByte, 1);
-    evbuffer_drain(buffer, 1);
+// One read into the buffer's own space: `got` as recv's result.
+ssize_t receiveInPlace(int fd, evbuffer* buffer, size_t& offered) {
+  evbuffer_iovec vec[2];
+  int n = evbuffer_reserve_space(buffer, ReadScratch::kSize, vec, 2);
+  if (n <= 0) {
+    errno = ENOMEM;
+    return -1;
   }
+  iovec iov[2];
+  offered = 0;
+  for (int i = 0; i < n; ++i) {
+    iov[i] = {vec[i].iov_base, vec[i].iov_len};
+    offered += vec[i].iov_len;
+  }
+  ssize_t got = receive(fd, iov, n);
+  if (got <= 0) {
+    cancelReservation(buffer, vec);
+    return got;
+  }
+  size_t left = static_cast<size_t>(got);
+  for (int i = 0; i < n; ++i) {
+    vec[i].iov_len = std::min(vec[i].iov_len, left);
+    left -= vec[i].iov_len;
+  }
+  evbuffer_commit_space(buffer, vec, n);
+  return got;
 }
 
-IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof) {
+// One read into the scratch memory, copied to the end of the buffer.
+ssize_t receiveViaScratch(int fd, evbuffer* buffer, ReadScratch& scratch, size_t& offered) {
+  iovec iov{scratch.bytes.get(), ReadScratch::kSize};
+  offered = iov.iov_len;
+  ssize_t got = receive(fd, &iov, 1);
+  if (got > 0 && evbuffer_add(buffer, iov.iov_base, static_cast<size_t>(got)) != 0) {
+    errno = ENOMEM;
+    return -1;
+  }
+  return got;
+}
+
+}  // namespace
+
+IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
+                  ReadScratch& scratch, bool& reads_large) {
   bytes_read = 0;
   while (evbuffer_get_length(buffer) < cap) {
-    constexpr size_t kChunk = 64 * 1024;
-    evbuffer_iovec vec[2];
-    int n = evbuffer_reserve_space(buffer, kChunk, vec, 2);
-    if (n <= 0) return IoResult::Error;
-    iovec iov[2];
-    for (int i = 0; i < n; ++i) iov[i] = {vec[i].iov_base, vec[i].iov_len};
-    ssize_t got = receive(fd, iov, n);
+    size_t offered = 0;
+    ssize_t got = reads_large ? receiveInPlace(fd, buffer, offered)
+                              : receiveViaScratch(fd, buffer, scratch, offered);
     if (got < 0) {
-      cancelReservation(buffer, vec);
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::WouldBlock;
       return IoResult::Error;
     }
-    if (got == 0) {
-      cancelReservation(buffer, vec);
-      return IoResult::Closed;
-    }
-    size_t offered = 0;
-    for (int i = 0; i < n; ++i) offered += vec[i].iov_len;
-    size_t left = static_cast<size_t>(got);
-    for (int i = 0; i < n; ++i) {
-      vec[i].iov_len = std::min(vec[i].iov_len, left);
-      left -= vec[i].iov_len;
-    }
-    evbuffer_commit_space(buffer, vec, n);
+    if (got == 0) return IoResult::Closed;
+    reads_large = static_cast<size_t>(got) >= kLargeRead;
     bytes_read += static_cast<size_t>(got);
     if (static_cast<size_t>(got) < offered && !until_eof) return IoResult::WouldBlock;
   }

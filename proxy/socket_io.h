@@ -1,12 +1,13 @@
 #pragma once
 // Socket helpers for the raw edge-triggered connection layer: listening
 // sockets, non-blocking connects, and read/write loops between a socket and
-// an evbuffer (recvmsg into reserved space, sendmsg from peeked chains).
+// an evbuffer.
 
 #include <event2/buffer.h>
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "conf/units.h"
@@ -38,6 +39,12 @@ uint64_t addressHash(const sockaddr_storage& addr);
 
 enum class IoResult { Progress, WouldBlock, Closed, Error };
 
+// A worker's memory for small reads (see readInto); one per worker thread.
+struct ReadScratch {
+  static constexpr size_t kSize = 64 * 1024;
+  std::unique_ptr<char[]> bytes = std::make_unique<char[]>(kSize);
+};
+
 // Reads until the socket is drained, it closes, or `buffer` holds `cap` bytes.
 // Returns WouldBlock when drained, Progress when it stopped at `cap`. A read
 // shorter than the space offered counts as drained, without the extra read
@@ -46,7 +53,17 @@ enum class IoResult { Progress, WouldBlock, Closed, Error };
 // peer's FIN that came with the last data brings none, so once the event
 // loop has reported the peer closing (EV_CLOSED), pass `until_eof` to read
 // on to the end.
-IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof);
+//
+// Where the bytes land depends on `reads_large`, the connection's record of
+// its last read. After a small one, the next read goes into `scratch` and
+// what came is copied to `buffer`. A read in place offers 64 KiB of the
+// buffer's own space, and libevent backs that with a 128 KiB block that is
+// allocated, and freed once the message has gone on, for every message
+// (730 instructions of a 0 B keep-alive request). After a large read (a
+// body, 4 KiB or more) the next one goes in place, as copying it would cost
+// more than the block.
+IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
+                  ReadScratch& scratch, bool& reads_large);
 // Gives back space reserved in `buffer` and not filled. libevent keeps the
 // reserved chain, and frees chains only when draining bytes: an empty buffer
 // is made to hold none, so that a silent or idle connection's buffer costs

@@ -12,8 +12,6 @@
 
 namespace crest::proxy {
 
-namespace {}  // namespace
-
 UpstreamConnection::UpstreamConnection(event_base* base, UpstreamPool& pool,
                                        std::shared_ptr<UpstreamServer> server)
     : base_(base),
@@ -109,10 +107,10 @@ bool UpstreamConnection::flush(evbuffer* out) {
   return !broken_;
 }
 
-void UpstreamConnection::pullInput(size_t cap) {
+void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch) {
   if (state_ != State::Connected || !readable_ || peer_closed_ || broken_) return;
   size_t got = 0;
-  IoResult r = readInto(fd_, in_, cap, got, closing_);
+  IoResult r = readInto(fd_, in_, cap, got, closing_, scratch, reads_large_);
   if (got > 0) last_activity_ = std::chrono::steady_clock::now();
   switch (r) {
     case IoResult::WouldBlock:

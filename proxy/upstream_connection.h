@@ -44,8 +44,9 @@ class UpstreamConnection {
 
   // Sends what it can of `out`; false when the connection broke.
   bool flush(evbuffer* out);
-  // Reads what the socket has, up to `cap` buffered bytes.
-  void pullInput(size_t cap);
+  // Reads what the socket has, up to `cap` buffered bytes (small reads
+  // through the worker's `scratch`: readInto).
+  void pullInput(size_t cap, ReadScratch& scratch);
 
   // Restarts the response clock: time to the next byte from the server.
   void expectResponseWithin(std::chrono::milliseconds timeout);
@@ -87,6 +88,7 @@ class UpstreamConnection {
   bool closing_ = false;  // the server's FIN was reported: read to the end
   bool peer_closed_ = false;
   bool broken_ = false;
+  bool reads_large_ = false;  // readInto's record of the last read
   bool idle_ = false;
   std::chrono::milliseconds response_timeout_{0};
   std::chrono::steady_clock::time_point last_activity_;

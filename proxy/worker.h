@@ -19,6 +19,7 @@
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
+#include "proxy/socket_io.h"
 #include "proxy/spare_list.h"
 #include "proxy/upstream_pool.h"
 
@@ -92,6 +93,8 @@ class Worker {
   // of idle connections wait here for the next requests.
   evbuffer* takeBuffer();
   void recycleBuffer(evbuffer* buffer);
+  // Where this worker's connections read small pieces (readInto).
+  ReadScratch& readScratch() { return read_scratch_; }
   // A fresh X-Request-Id: 32 hex digits.
   std::string newRequestId();
   uint64_t random() { return random_(); }
@@ -138,6 +141,7 @@ class Worker {
   // Enough for the requests that start and end within one loop pass.
   SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
   SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange
+  ReadScratch read_scratch_;
 };
 
 }  // namespace crest::proxy

@@ -116,12 +116,50 @@ TEST_CASE("readInto stops at a short read and reads to the end only when told") 
   s.send("hello");
   ::shutdown(s.theirs, SHUT_WR);
   size_t got = 0;
+  ReadScratch scratch;
+  bool large = false;
   // The short read counts as drained: no second read, so the FIN is not seen.
-  CHECK(readInto(s.ours, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
+  CHECK(readInto(s.ours, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
   CHECK(got == 5);
   CHECK(test::takeText(in.get()) == "hello");
-  CHECK(readInto(s.ours, in.get(), 1 << 20, got, true) == IoResult::Closed);
+  CHECK(readInto(s.ours, in.get(), 1 << 20, got, true, scratch, large) == IoResult::Closed);
   CHECK(got == 0);
+}
+
+TEST_CASE("readInto copies small reads from the scratch memory and reads large ones in place") {
+  SocketPair s;
+  test::Evbuffer in = test::makeBuffer();
+  ReadScratch scratch;
+  bool large = false;
+  size_t got = 0;
+  auto readOnce = [&](std::string_view sent) {
+    s.send(sent);
+    REQUIRE(readInto(s.ours, in.get(), 1 << 20, got, false, scratch, large) ==
+            IoResult::WouldBlock);
+    REQUIRE(got == sent.size());
+    CHECK(test::takeText(in.get()) == sent);
+  };
+
+  readOnce("GET / HTTP/1.1\r\n\r\n");
+  CHECK(!large);
+  // Went through the scratch memory: its bytes are still there.
+  CHECK(std::string_view(scratch.bytes.get(), 5) == "GET /");
+
+  std::string body(8 * 1024, 'b');
+  readOnce(body);  // read through the scratch memory, as the last read was small
+  CHECK(large);
+  CHECK(scratch.bytes[0] == 'b');
+
+  std::string next(8 * 1024, 'n');
+  readOnce(next);  // in place: the scratch memory is left as it was
+  CHECK(large);
+  CHECK(scratch.bytes[0] == 'b');
+
+  readOnce("small again");  // in place, after which small reads go through the scratch again
+  CHECK(!large);
+  CHECK(scratch.bytes[0] == 'b');
+  readOnce("x");
+  CHECK(scratch.bytes[0] == 'x');
 }
 
 TEST_CASE("tlsRead takes every record that has arrived in one read and stops there") {
