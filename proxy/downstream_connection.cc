@@ -333,7 +333,8 @@ bool DownstreamConnection::readClient() {
                    : kHighWater;
   if (bufferedBytes(in_) >= cap) return false;
   size_t got = 0;
-  switch (ssl_ ? tlsRead(ssl_, in_, cap, got, client_closing_)
+  switch (ssl_ ? tlsRead(ssl_, in_, cap, got, client_closing_, worker_.readScratch(),
+                         client_reads_large_)
                : readInto(fd_, in_, cap, got, client_closing_, worker_.readScratch(),
                           client_reads_large_)) {
     case IoResult::WouldBlock:

@@ -39,11 +39,31 @@ uint64_t addressHash(const sockaddr_storage& addr);
 
 enum class IoResult { Progress, WouldBlock, Closed, Error };
 
-// A worker's memory for small reads (see readInto); one per worker thread.
+// A worker's memory for small reads (beginRead); one per worker thread.
 struct ReadScratch {
   static constexpr size_t kSize = 64 * 1024;
   std::unique_ptr<char[]> bytes = std::make_unique<char[]>(kSize);
 };
+
+// Where one read of a connection lands. After a small read the next goes
+// into the worker's `scratch` and what came is copied to the buffer. A read
+// in place takes the buffer's own space, and libevent backs 64 KiB of it
+// with a 128 KiB block (a TLS record's 16 KiB with 32 KiB), allocated, and
+// freed once the message has gone on, for every message: 730 instructions
+// of a 0 B keep-alive request. After a large read (a body's: 4 KiB or more)
+// the next one goes in place, as copying it would cost more than the block.
+// `reads_large` is the connection's record of its last read.
+struct ReadSpace {
+  char* data = nullptr;  // null when the buffer cannot grow
+  size_t size = 0;
+  evbuffer_iovec reserved{};  // in place: the buffer's space
+  bool in_place = false;
+};
+ReadSpace beginRead(evbuffer* buffer, size_t limit, ReadScratch& scratch, bool reads_large);
+// Keeps in `buffer` the `got` bytes read (gives the space back for none or
+// an error, leaving errno as the read set it) and updates `reads_large`;
+// false when the buffer cannot grow.
+bool endRead(evbuffer* buffer, ReadSpace& space, long got, bool& reads_large);
 
 // Reads until the socket is drained, it closes, or `buffer` holds `cap` bytes.
 // Returns WouldBlock when drained, Progress when it stopped at `cap`. A read
@@ -52,16 +72,7 @@ struct ReadScratch {
 // with edge-triggered events, data that arrives later brings a new edge. A
 // peer's FIN that came with the last data brings none, so once the event
 // loop has reported the peer closing (EV_CLOSED), pass `until_eof` to read
-// on to the end.
-//
-// Where the bytes land depends on `reads_large`, the connection's record of
-// its last read. After a small one, the next read goes into `scratch` and
-// what came is copied to `buffer`. A read in place offers 64 KiB of the
-// buffer's own space, and libevent backs that with a 128 KiB block that is
-// allocated, and freed once the message has gone on, for every message
-// (730 instructions of a 0 B keep-alive request). After a large read (a
-// body, 4 KiB or more) the next one goes in place, as copying it would cost
-// more than the block.
+// on to the end. Reads land as beginRead says.
 IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
                   ReadScratch& scratch, bool& reads_large);
 // Gives back space reserved in `buffer` and not filled. libevent keeps the

@@ -56,22 +56,19 @@ IoResult tlsHandshake(SSL* ssl) {
   return r == IoResult::Closed ? IoResult::Error : r;
 }
 
-IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof) {
+IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
+                 ReadScratch& scratch, bool& reads_large) {
   bytes_read = 0;
   BIO* socket = SSL_get_rbio(ssl);
   // Only a read made from here on can tell that the socket is drained now.
   BIO_set_callback_arg(socket, nullptr);
   while (evbuffer_get_length(buffer) < cap) {
-    evbuffer_iovec vec;
-    if (evbuffer_reserve_space(buffer, kRecord, &vec, 1) < 1) return IoResult::Error;
+    ReadSpace space = beginRead(buffer, kRecord, scratch, reads_large);
+    if (space.data == nullptr) return IoResult::Error;
     errno = 0;
-    int n = SSL_read(ssl, vec.iov_base, static_cast<int>(std::min(vec.iov_len, kRecord)));
-    if (n <= 0) {
-      cancelReservation(buffer, &vec);
-      return classify(ssl, n);
-    }
-    vec.iov_len = static_cast<size_t>(n);
-    evbuffer_commit_space(buffer, &vec, 1);
+    int n = SSL_read(ssl, space.data, static_cast<int>(space.size));
+    if (!endRead(buffer, space, n, reads_large)) return IoResult::Error;
+    if (n <= 0) return classify(ssl, n);
     bytes_read += static_cast<size_t>(n);
     if (!until_eof && BIO_get_callback_arg(socket) != nullptr && !SSL_has_pending(ssl))
       return IoResult::WouldBlock;

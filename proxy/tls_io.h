@@ -21,8 +21,9 @@ void tlsAttach(SSL* ssl, int fd);
 IoResult tlsHandshake(SSL* ssl);
 
 // Reads decrypted bytes until the socket is drained, the peer closes, or
-// `buffer` holds `cap` bytes; `until_eof` as for readInto.
-IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof);
+// `buffer` holds `cap` bytes; `until_eof` and where they land as for readInto.
+IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
+                 ReadScratch& scratch, bool& reads_large);
 
 // Writes `buffer` as TLS records of up to 16 KiB: small chains are coalesced
 // into one record (and one send) instead of a record each.

@@ -168,10 +168,12 @@ TEST_CASE("tlsRead takes every record that has arrived in one read and stops the
   t.records({"one", "two", "three"});
   ::shutdown(t.theirs, SHUT_WR);  // no close_notify: how most clients hang up
   size_t got = 0;
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
+  ReadScratch scratch;
+  bool large = false;
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
   CHECK(test::takeText(in.get()) == "onetwothree");
   // Told that the client is closing, it reads on to the end.
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, true) == IoResult::Closed);
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, true, scratch, large) == IoResult::Closed);
   CHECK(got == 0);
 }
 
@@ -180,15 +182,36 @@ TEST_CASE("tlsRead does not take records buffered earlier for a drained socket")
   test::Evbuffer in = test::makeBuffer();
   t.records({"one", "two", "three"});
   size_t got = 0;
+  ReadScratch scratch;
+  bool large = false;
   // Stops at its cap after one record; the other two wait inside OpenSSL,
   // read ahead by a read that came up short.
-  CHECK(tlsRead(t.server, in.get(), 3, got, false) == IoResult::Progress);
+  CHECK(tlsRead(t.server, in.get(), 3, got, false, scratch, large) == IoResult::Progress);
   CHECK(test::takeText(in.get()) == "one");
   // New data's edge brings the connection back: what OpenSSL holds is not
   // all there is, so the socket must be read again.
   t.records({"four"});
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false) == IoResult::WouldBlock);
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
   CHECK(test::takeText(in.get()) == "twothreefour");
+}
+
+TEST_CASE("tlsRead places its reads as readInto does") {
+  TlsPair t;
+  test::Evbuffer in = test::makeBuffer();
+  ReadScratch scratch;
+  bool large = false;
+  size_t got = 0;
+  std::string body(8 * 1024, 'b');
+  t.records({body});
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
+  CHECK(test::takeText(in.get()) == body);
+  CHECK(large);
+  CHECK(scratch.bytes[0] == 'b');
+  t.records({"small"});
+  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
+  CHECK(test::takeText(in.get()) == "small");
+  CHECK(!large);
+  CHECK(scratch.bytes[0] == 'b');  // read in place
 }
 
 TEST_CASE("addressText writes addresses as inet_ntop does") {
