@@ -423,7 +423,10 @@ void DownstreamConnection::startExchange() {
   exchange_->served_by = nullptr;
   exchange_->upstream_time = {};
   const std::string* id = head.find("x-request-id");
-  exchange_->request_id = id ? *id : worker_.newRequestId();
+  if (id != nullptr)
+    exchange_->request_id = *id;
+  else
+    worker_.newRequestId(exchange_->request_id);
   exchange_->request_complete = false;
   exchange_->response_started = false;
   exchange_->request_bytes_sent = 0;

@@ -210,15 +210,14 @@ void Worker::recycleBuffer(evbuffer* buffer) {
   spare_buffers_.give(buffer);
 }
 
-std::string Worker::newRequestId() {
+void Worker::newRequestId(std::string& id) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
+  id.assign(32, '0');
   for (int half = 0; half < 2; ++half) {
     uint64_t bits = random_();
     for (int i = 0; i < 16; ++i, bits >>= 4)
       id[static_cast<size_t>(half * 16 + i)] = kHex[bits & 15];
   }
-  return id;
 }
 
 }  // namespace crest::proxy

@@ -93,10 +93,11 @@ class Worker {
   // of idle connections wait here for the next requests.
   evbuffer* takeBuffer();
   void recycleBuffer(evbuffer* buffer);
-  // Where this worker's connections read small pieces (readInto).
+  // Where this worker's connections read small pieces (beginRead).
   ReadScratch& readScratch() { return read_scratch_; }
-  // A fresh X-Request-Id: 32 hex digits.
-  std::string newRequestId();
+  // Writes a fresh X-Request-Id, 32 hex digits, over `id`: in the memory of
+  // the recycled exchange's last one, where a new string would allocate.
+  void newRequestId(std::string& id);
   uint64_t random() { return random_(); }
   // Null when access logging is off.
   AccessLogWriter* accessLog() { return access_log_.get(); }
