@@ -84,6 +84,22 @@ struct TlsPair : SocketPair {
   }
 };
 
+// A connection's read side: its buffer, the worker's scratch memory and the
+// connection's record of its last read, as readInto and tlsRead take them.
+struct Reader {
+  test::Evbuffer in = test::makeBuffer();
+  ReadScratch scratch;
+  bool large = false;
+  size_t got = 0;
+  IoResult plain(int fd, size_t cap = 1 << 20, bool until_eof = false) {
+    return readInto(fd, in.get(), cap, got, until_eof, scratch, large);
+  }
+  IoResult tls(SSL* ssl, size_t cap = 1 << 20, bool until_eof = false) {
+    return tlsRead(ssl, in.get(), cap, got, until_eof, scratch, large);
+  }
+  std::string take() { return test::takeText(in.get()); }
+};
+
 }  // namespace
 
 TEST_CASE("accepted sockets have TCP_NODELAY from the listening socket") {
@@ -112,106 +128,90 @@ TEST_CASE("accepted sockets have TCP_NODELAY from the listening socket") {
 
 TEST_CASE("readInto stops at a short read and reads to the end only when told") {
   SocketPair s;
-  test::Evbuffer in = test::makeBuffer();
+  Reader r;
   s.send("hello");
   ::shutdown(s.theirs, SHUT_WR);
-  size_t got = 0;
-  ReadScratch scratch;
-  bool large = false;
   // The short read counts as drained: no second read, so the FIN is not seen.
-  CHECK(readInto(s.ours, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
-  CHECK(got == 5);
-  CHECK(test::takeText(in.get()) == "hello");
-  CHECK(readInto(s.ours, in.get(), 1 << 20, got, true, scratch, large) == IoResult::Closed);
-  CHECK(got == 0);
+  CHECK(r.plain(s.ours) == IoResult::WouldBlock);
+  CHECK(r.got == 5);
+  CHECK(r.take() == "hello");
+  CHECK(r.plain(s.ours, 1 << 20, true) == IoResult::Closed);
+  CHECK(r.got == 0);
 }
 
 TEST_CASE("readInto copies small reads from the scratch memory and reads large ones in place") {
   SocketPair s;
-  test::Evbuffer in = test::makeBuffer();
-  ReadScratch scratch;
-  bool large = false;
-  size_t got = 0;
+  Reader r;
   auto readOnce = [&](std::string_view sent) {
     s.send(sent);
-    REQUIRE(readInto(s.ours, in.get(), 1 << 20, got, false, scratch, large) ==
-            IoResult::WouldBlock);
-    REQUIRE(got == sent.size());
-    CHECK(test::takeText(in.get()) == sent);
+    REQUIRE(r.plain(s.ours) == IoResult::WouldBlock);
+    REQUIRE(r.got == sent.size());
+    CHECK(r.take() == sent);
   };
 
   readOnce("GET / HTTP/1.1\r\n\r\n");
-  CHECK(!large);
+  CHECK(!r.large);
   // Went through the scratch memory: its bytes are still there.
-  CHECK(std::string_view(scratch.bytes.get(), 5) == "GET /");
+  CHECK(std::string_view(r.scratch.bytes.get(), 5) == "GET /");
 
   std::string body(8 * 1024, 'b');
   readOnce(body);  // read through the scratch memory, as the last read was small
-  CHECK(large);
-  CHECK(scratch.bytes[0] == 'b');
+  CHECK(r.large);
+  CHECK(r.scratch.bytes[0] == 'b');
 
   std::string next(8 * 1024, 'n');
   readOnce(next);  // in place: the scratch memory is left as it was
-  CHECK(large);
-  CHECK(scratch.bytes[0] == 'b');
+  CHECK(r.large);
+  CHECK(r.scratch.bytes[0] == 'b');
 
   readOnce("small again");  // in place, after which small reads go through the scratch again
-  CHECK(!large);
-  CHECK(scratch.bytes[0] == 'b');
+  CHECK(!r.large);
+  CHECK(r.scratch.bytes[0] == 'b');
   readOnce("x");
-  CHECK(scratch.bytes[0] == 'x');
+  CHECK(r.scratch.bytes[0] == 'x');
 }
 
 TEST_CASE("tlsRead takes every record that has arrived in one read and stops there") {
   TlsPair t;
-  test::Evbuffer in = test::makeBuffer();
+  Reader r;
   t.records({"one", "two", "three"});
   ::shutdown(t.theirs, SHUT_WR);  // no close_notify: how most clients hang up
-  size_t got = 0;
-  ReadScratch scratch;
-  bool large = false;
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
-  CHECK(test::takeText(in.get()) == "onetwothree");
+  CHECK(r.tls(t.server) == IoResult::WouldBlock);
+  CHECK(r.take() == "onetwothree");
   // Told that the client is closing, it reads on to the end.
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, true, scratch, large) == IoResult::Closed);
-  CHECK(got == 0);
+  CHECK(r.tls(t.server, 1 << 20, true) == IoResult::Closed);
+  CHECK(r.got == 0);
 }
 
 TEST_CASE("tlsRead does not take records buffered earlier for a drained socket") {
   TlsPair t;
-  test::Evbuffer in = test::makeBuffer();
+  Reader r;
   t.records({"one", "two", "three"});
-  size_t got = 0;
-  ReadScratch scratch;
-  bool large = false;
   // Stops at its cap after one record; the other two wait inside OpenSSL,
   // read ahead by a read that came up short.
-  CHECK(tlsRead(t.server, in.get(), 3, got, false, scratch, large) == IoResult::Progress);
-  CHECK(test::takeText(in.get()) == "one");
+  CHECK(r.tls(t.server, 3) == IoResult::Progress);
+  CHECK(r.take() == "one");
   // New data's edge brings the connection back: what OpenSSL holds is not
   // all there is, so the socket must be read again.
   t.records({"four"});
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
-  CHECK(test::takeText(in.get()) == "twothreefour");
+  CHECK(r.tls(t.server) == IoResult::WouldBlock);
+  CHECK(r.take() == "twothreefour");
 }
 
 TEST_CASE("tlsRead places its reads as readInto does") {
   TlsPair t;
-  test::Evbuffer in = test::makeBuffer();
-  ReadScratch scratch;
-  bool large = false;
-  size_t got = 0;
+  Reader r;
   std::string body(8 * 1024, 'b');
   t.records({body});
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
-  CHECK(test::takeText(in.get()) == body);
-  CHECK(large);
-  CHECK(scratch.bytes[0] == 'b');
+  CHECK(r.tls(t.server) == IoResult::WouldBlock);
+  CHECK(r.take() == body);
+  CHECK(r.large);
+  CHECK(r.scratch.bytes[0] == 'b');
   t.records({"small"});
-  CHECK(tlsRead(t.server, in.get(), 1 << 20, got, false, scratch, large) == IoResult::WouldBlock);
-  CHECK(test::takeText(in.get()) == "small");
-  CHECK(!large);
-  CHECK(scratch.bytes[0] == 'b');  // read in place
+  CHECK(r.tls(t.server) == IoResult::WouldBlock);
+  CHECK(r.take() == "small");
+  CHECK(!r.large);
+  CHECK(r.scratch.bytes[0] == 'b');  // read in place
 }
 
 TEST_CASE("addressText writes addresses as inet_ntop does") {
