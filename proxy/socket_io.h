@@ -57,7 +57,7 @@ struct ReadSpace {
   char* data = nullptr;  // null when the buffer cannot grow
   size_t size = 0;
   evbuffer_iovec reserved{};  // in place: the buffer's space
-  bool in_place = false;
+  bool inPlace() const { return reserved.iov_base != nullptr; }
 };
 ReadSpace beginRead(evbuffer* buffer, size_t limit, ReadScratch& scratch, bool reads_large);
 // Keeps in `buffer` the `got` bytes read (gives the space back for none or
@@ -75,11 +75,6 @@ bool endRead(evbuffer* buffer, ReadSpace& space, long got, bool& reads_large);
 // on to the end. Reads land as beginRead says.
 IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
                   ReadScratch& scratch, bool& reads_large);
-// Gives back space reserved in `buffer` and not filled. libevent keeps the
-// reserved chain, and frees chains only when draining bytes: an empty buffer
-// is made to hold none, so that a silent or idle connection's buffer costs
-// only its header.
-void cancelReservation(evbuffer* buffer, evbuffer_iovec* vec);
 
 // Writes from `buffer` until it is empty or the socket would block.
 IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written);
