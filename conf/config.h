@@ -166,6 +166,9 @@ struct Config {
   std::string path;      // the file it was read from
   uint32_t workers = 0;  // 0 = auto (one per CPU)
   Duration shutdown_timeout = 10s;
+  // How long a worker keeps polling for events after its last one before it
+  // sleeps (docs/architecture.md); 0 = sleep at once.
+  std::chrono::microseconds busy_poll{50};
   std::string access_log;  // "" = off, "-" = stdout, else an absolute path
   Admin admin;
   Limits limits;

@@ -80,14 +80,19 @@ class Loader {
 
   void readRoot(const YAML::Node& root) {
     MapReader r(errors_, root, "",
-                {"workers", "shutdown_timeout", "access_log", "admin", "limits", "timeouts",
-                 "listeners", "pools", "cache"});
+                {"workers", "shutdown_timeout", "busy_poll", "access_log", "admin", "limits",
+                 "timeouts", "listeners", "pools", "cache"});
     if (!r.isMap()) return;
     std::string workers;
     if (r.has("workers") && r.readString("workers", workers) && workers != "auto") {
       r.readUint("workers", config_.workers, 1, 256);
     }
     r.readDuration("shutdown_timeout", config_.shutdown_timeout);
+    // Longer than a few milliseconds is no longer "between events" but a
+    // worker that never sleeps: most likely a unit mistaken (50ms for 50us).
+    if (r.readFineDuration("busy_poll", config_.busy_poll) && config_.busy_poll > 10ms) {
+      errors_.add(r.get("busy_poll").Mark(), r.path("busy_poll"), "must be at most 10ms");
+    }
     if (r.readString("access_log", config_.access_log) && config_.access_log != "-") {
       config_.access_log = resolvePath(config_.access_log);
     }

@@ -1,6 +1,8 @@
 #include "conf/units.h"
 
 #include <charconv>
+#include <cstdint>
+#include <initializer_list>
 
 namespace crest::conf {
 namespace {
@@ -13,54 +15,53 @@ std::optional<std::pair<uint64_t, std::string_view>> splitNumber(std::string_vie
   return std::make_pair(value, text.substr(end - text.data()));
 }
 
-bool multiplyChecked(uint64_t value, uint64_t factor, uint64_t& out) {
-  return !__builtin_mul_overflow(value, factor, &out);
+struct Unit {
+  std::string_view name;
+  uint64_t factor;
+};
+
+// "123unit" scaled by the factor of its unit, at most `max`; "0" alone is
+// zero. nullopt for a unit not in `units` or on overflow.
+std::optional<uint64_t> parseScaled(std::string_view text, std::initializer_list<Unit> units,
+                                    uint64_t max) {
+  auto parts = splitNumber(text);
+  if (!parts) return std::nullopt;
+  auto [value, unit] = *parts;
+  if (unit.empty() && value == 0) return 0;
+  for (const Unit& u : units) {
+    if (u.name != unit) continue;
+    uint64_t scaled = 0;
+    if (__builtin_mul_overflow(value, u.factor, &scaled) || scaled > max) return std::nullopt;
+    return scaled;
+  }
+  return std::nullopt;
 }
+
+constexpr uint64_t kMaxDurationMs = uint64_t{1} << 40;
 
 }  // namespace
 
 std::optional<Duration> parseDuration(std::string_view text) {
-  auto parts = splitNumber(text);
-  if (!parts) return std::nullopt;
-  auto [value, unit] = *parts;
-  uint64_t factor = 0;
-  if (unit == "ms") {
-    factor = 1;
-  } else if (unit == "s") {
-    factor = 1000;
-  } else if (unit == "m") {
-    factor = 60 * 1000;
-  } else if (unit == "h") {
-    factor = 3600 * 1000;
-  } else if (unit.empty() && value == 0) {
-    factor = 1;
-  } else {
-    return std::nullopt;
-  }
-  uint64_t ms = 0;
-  if (!multiplyChecked(value, factor, ms) || ms > uint64_t{1} << 40) return std::nullopt;
-  return Duration(static_cast<int64_t>(ms));
+  auto ms = parseScaled(text, {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}},
+                        kMaxDurationMs);
+  if (!ms) return std::nullopt;
+  return Duration(static_cast<int64_t>(*ms));
+}
+
+std::optional<std::chrono::microseconds> parseFineDuration(std::string_view text) {
+  auto us = parseScaled(text, {{"us", 1}, {"ms", 1000}, {"s", 1000 * 1000}}, kMaxDurationMs * 1000);
+  if (!us) return std::nullopt;
+  return std::chrono::microseconds(static_cast<int64_t>(*us));
 }
 
 std::optional<uint64_t> parseSize(std::string_view text) {
-  auto parts = splitNumber(text);
-  if (!parts) return std::nullopt;
-  auto [value, unit] = *parts;
-  uint64_t factor = 0;
-  if (unit.empty() || unit == "B") {
-    factor = 1;
-  } else if (unit == "KiB") {
-    factor = uint64_t{1} << 10;
-  } else if (unit == "MiB") {
-    factor = uint64_t{1} << 20;
-  } else if (unit == "GiB") {
-    factor = uint64_t{1} << 30;
-  } else {
-    return std::nullopt;
-  }
-  uint64_t bytes = 0;
-  if (!multiplyChecked(value, factor, bytes)) return std::nullopt;
-  return bytes;
+  return parseScaled(text,
+                     {{"", 1},
+                      {"B", 1},
+                      {"KiB", uint64_t{1} << 10},
+                      {"MiB", uint64_t{1} << 20},
+                      {"GiB", uint64_t{1} << 30}},
+                     UINT64_MAX);
 }
 
 std::optional<HostPort> parseHostPort(std::string_view text) {

@@ -1,6 +1,6 @@
 #pragma once
 // Parsing of the scalar value types used in the configuration file:
-// durations ("250ms", "2s", "1m"), sizes ("16KiB", "1MiB") and addresses
+// durations ("250ms", "2s", "1m"; "50us" where finer), sizes ("16KiB", "1MiB") and addresses
 // ("host:port", "[::1]:port"). Each returns nullopt on malformed input; the
 // caller owns the error message because it knows the field path.
 
@@ -24,6 +24,9 @@ struct HostPort {
 
 // Integer followed by ms, s, m or h. "0" alone is zero.
 std::optional<Duration> parseDuration(std::string_view text);
+
+// Integer followed by us, ms or s, for settings finer than a millisecond.
+std::optional<std::chrono::microseconds> parseFineDuration(std::string_view text);
 
 // Integer bytes, optionally followed by B, KiB, MiB or GiB.
 std::optional<uint64_t> parseSize(std::string_view text);

@@ -91,28 +91,29 @@ bool MapReader::readString(const char* key, std::string& out) const {
   return true;
 }
 
-bool MapReader::readDuration(const char* key, Duration& out) const {
+template <typename T, typename Parse>
+bool MapReader::readParsed(const char* key, T& out, Parse parse, const char* what) const {
   std::string text;
   if (!scalar(key, text)) return false;
-  auto d = parseDuration(text);
-  if (!d) {
-    fail(key, "expected a duration like 250ms, 2s or 1m, got " + quote(text));
+  auto value = parse(text);
+  if (!value) {
+    fail(key, std::string("expected ") + what + ", got " + quote(text));
     return false;
   }
-  out = *d;
+  out = *value;
   return true;
 }
 
+bool MapReader::readDuration(const char* key, Duration& out) const {
+  return readParsed(key, out, parseDuration, "a duration like 250ms, 2s or 1m");
+}
+
+bool MapReader::readFineDuration(const char* key, std::chrono::microseconds& out) const {
+  return readParsed(key, out, parseFineDuration, "a duration like 50us, 1ms or 0");
+}
+
 bool MapReader::readSize(const char* key, uint64_t& out) const {
-  std::string text;
-  if (!scalar(key, text)) return false;
-  auto s = parseSize(text);
-  if (!s) {
-    fail(key, "expected a size like 16KiB or 1MiB, got " + quote(text));
-    return false;
-  }
-  out = *s;
-  return true;
+  return readParsed(key, out, parseSize, "a size like 16KiB or 1MiB");
 }
 
 bool MapReader::readUint(const char* key, uint32_t& out, uint32_t min, uint32_t max) const {
@@ -130,15 +131,7 @@ bool MapReader::readUint(const char* key, uint32_t& out, uint32_t min, uint32_t 
 }
 
 bool MapReader::readHostPort(const char* key, HostPort& out) const {
-  std::string text;
-  if (!scalar(key, text)) return false;
-  auto hp = parseHostPort(text);
-  if (!hp) {
-    fail(key, "expected host:port, got " + quote(text));
-    return false;
-  }
-  out = *hp;
-  return true;
+  return readParsed(key, out, parseHostPort, "host:port");
 }
 
 bool MapReader::readChoice(const char* key, std::string& out,

@@ -62,6 +62,7 @@ class MapReader {
 
   bool readString(const char* key, std::string& out) const;
   bool readDuration(const char* key, Duration& out) const;
+  bool readFineDuration(const char* key, std::chrono::microseconds& out) const;
   bool readSize(const char* key, uint64_t& out) const;
   bool readUint(const char* key, uint32_t& out, uint32_t min, uint32_t max) const;
   bool readHostPort(const char* key, HostPort& out) const;
@@ -73,6 +74,9 @@ class MapReader {
   // The scalar text at `key`; false (with an error) when present but not a scalar.
   bool scalar(const char* key, std::string& out) const;
   void fail(const char* key, const std::string& message) const;
+  // The value at `key` through `parse`; on nullopt, "expected <what>, got ...".
+  template <typename T, typename Parse>
+  bool readParsed(const char* key, T& out, Parse parse, const char* what) const;
 
   ErrorList& errors_;
   YAML::Node node_;

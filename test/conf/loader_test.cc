@@ -38,6 +38,7 @@ TEST_CASE("a minimal file gets every default") {
   const Config& c = *r.config;
   CHECK(c.workers == 0);
   CHECK(c.shutdown_timeout == Duration(10000));
+  CHECK(c.busy_poll == std::chrono::microseconds(50));
   CHECK(c.limits.max_header_bytes == 16 * 1024);
   CHECK(c.limits.max_headers == 100);
   CHECK(c.limits.max_request_body == 0);
@@ -117,6 +118,18 @@ pools:
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].format() ==
         "crest.yaml:10:18: pools.api.servers[1].address: expected host:port, got \"10.0.0.1\"");
+}
+
+TEST_CASE("busy_poll takes microseconds, and refuses what is no longer a pause between events") {
+  CHECK(load("busy_poll: 0\n" + std::string(kMinimal)).config->busy_poll.count() == 0);
+  CHECK(load("busy_poll: 200us\n" + std::string(kMinimal)).config->busy_poll.count() == 200);
+  auto too_long = load("busy_poll: 50ms\n" + std::string(kMinimal));
+  REQUIRE(too_long.errors.size() == 1);
+  CHECK(too_long.errors[0].format() == "crest.yaml:1:12: busy_poll: must be at most 10ms");
+  auto malformed = load("busy_poll: fast\n" + std::string(kMinimal));
+  REQUIRE(malformed.errors.size() == 1);
+  CHECK(malformed.errors[0].format() ==
+        "crest.yaml:1:12: busy_poll: expected a duration like 50us, 1ms or 0, got \"fast\"");
 }
 
 TEST_CASE("every error is reported at once") {

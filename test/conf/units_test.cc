@@ -20,6 +20,17 @@ TEST_CASE("malformed durations are refused") {
   }
 }
 
+TEST_CASE("fine durations take us, ms and s") {
+  CHECK(parseFineDuration("50us") == 50us);
+  CHECK(parseFineDuration("2ms") == 2000us);
+  CHECK(parseFineDuration("1s") == 1000000us);
+  CHECK(parseFineDuration("0") == 0us);
+  for (const char* bad : {"", "50", "1m", "1.5ms", "-1us", "50 us", "50usec"}) {
+    INFO(bad);
+    CHECK_FALSE(parseFineDuration(bad).has_value());
+  }
+}
+
 TEST_CASE("sizes take bytes and binary units") {
   CHECK(parseSize("0") == 0u);
   CHECK(parseSize("512") == 512u);
