@@ -256,6 +256,7 @@ void DownstreamConnection::abort() {
 }
 
 void DownstreamConnection::pump() {
+  worker_.noteActivity();
   while (phase_ != Phase::Closed) {
     if (!handshake_done_ && !handshake()) break;
     bool progress = readClient();

@@ -1,6 +1,7 @@
 #include "proxy/worker.h"
 
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstdio>
 
 #include "health/dispatcher.h"
+#include "proxy/busy_poll.h"
 #include "proxy/downstream_connection.h"
 #include "proxy/log.h"
 #include "proxy/tls_io.h"
@@ -93,9 +95,24 @@ Worker::~Worker() {
 
 void Worker::start() {
   thread_ = std::thread([this] {
-    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+    run();
     if (on_exit_) on_exit_();
   });
+}
+
+void Worker::run() {
+  while (true) {
+    event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
+    if (event_base_got_break(base_)) return;
+    BusyPoll poll(runtime_->config().busy_poll, BusyPoll::Clock::now(), activity_);
+    while (poll.keepPolling(BusyPoll::Clock::now(), activity_)) {
+      // Polling must not delay a thread that needs this core (the machine's
+      // other processes, when they share it).
+      if (poll.idle()) sched_yield();
+      event_base_loop(base_, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY);
+      if (event_base_got_break(base_)) return;
+    }
+  }
 }
 
 void Worker::join() {
@@ -183,7 +200,9 @@ void Worker::setRuntime(std::shared_ptr<const Runtime> runtime, std::vector<List
 }
 
 void Worker::forceStop() {
-  event_base_loopbreak(base_);
+  // Through the task queue: a break requested from another thread while the
+  // worker is between two polls would otherwise be cleared by the next one.
+  post([this] { event_base_loopbreak(base_); });
 }
 
 void Worker::maybeExit() {

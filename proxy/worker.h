@@ -102,6 +102,9 @@ class Worker {
   // Null when access logging is off.
   AccessLogWriter* accessLog() { return access_log_.get(); }
 
+  // A connection was served an event: the busy poll's window starts again.
+  void noteActivity() { ++activity_; }
+
  private:
   struct Acceptor {
     Worker* worker;
@@ -123,6 +126,8 @@ class Worker {
   static void onTasks(evutil_socket_t fd, short what, void* arg);
   void runTasks();
   void maybeExit();
+  // The event loop, with the busy poll between events (proxy/busy_poll.h).
+  void run();
 
   event_base* base_;
   std::shared_ptr<const Runtime> runtime_;
@@ -143,6 +148,7 @@ class Worker {
   SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
   SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange
   ReadScratch read_scratch_;
+  uint64_t activity_ = 0;
 };
 
 }  // namespace crest::proxy

@@ -9,7 +9,8 @@ import threading
 import time
 import unittest
 
-from harness import CREST, Client, CrestTestCase, admin_get, free_port, get, run_crest, wait_for_port
+from harness import (CREST, Client, CrestTestCase, admin_get, concurrently, free_port, get, run_crest,
+                     wait_for_port)
 
 
 class ReloadTest(CrestTestCase):
@@ -201,6 +202,29 @@ class StopTest(CrestTestCase):
         crest.signal(signal.SIGTERM)
         self.assertEqual(crest.proc.wait(5), 0)
         self.assertLess(time.time() - start, 2)
+
+
+class IdleTest(CrestTestCase):
+    def test_workers_sleep_once_the_traffic_stops(self):
+        # After an event a worker polls for busy_poll (50us by default) before
+        # it sleeps: between bursts it must not keep a core busy.
+        web = self.backend("web")
+        crest = self.crest(self.simple_config({"web": [web]}), self.port)
+        results, _ = concurrently(lambda: get(self.port, "/bytes/1").status, 20)
+        self.assertEqual(results, [200] * 20)
+        time.sleep(0.3)
+        before = cpu_seconds(crest.proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(crest.proc.pid) - before
+        print(f"\nCPU used by an idle crest over 2 s: {used:.3f} s")
+        self.assertLess(used, 0.05)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process and all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class DaemonTest(CrestTestCase):
