@@ -5,7 +5,7 @@
 // sleeping vCPU costs an inter-processor interrupt and a VM exit, paid by the
 // process that sends the wake-up: a proxy that sleeps between requests makes
 // its clients and servers pay that once per request (docs/performance.md).
-// Idle, a worker still sleeps: the window ends one window after the last event.
+// Idle, a worker still sleeps, one window after its last event.
 
 #include <chrono>
 #include <cstdint>
