@@ -423,7 +423,7 @@ void DownstreamConnection::startExchange() {
   exchange_->response_status = 0;
   exchange_->served_by = nullptr;
   exchange_->upstream_time = {};
-  const std::string* id = head.find("x-request-id");
+  const std::string* id = head.find(HeaderName::XRequestId);
   if (id != nullptr)
     exchange_->request_id = *id;
   else
@@ -442,7 +442,8 @@ void DownstreamConnection::startExchange() {
   timer_.setIn(runtime_->config().timeouts.client_idle);
   exchange_->response_parser.setNoBody(head.method == "HEAD");
 
-  std::string host = head.find("host") ? *head.find("host") : std::string();
+  const std::string* host_header = head.find(HeaderName::Host);
+  std::string host = host_header != nullptr ? *host_header : std::string();
   exchange_->target = head.target;
   std::string absolute_host;
   if (splitAbsoluteForm(head.target, absolute_host, exchange_->target)) {

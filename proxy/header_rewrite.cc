@@ -8,18 +8,16 @@ namespace crest::proxy {
 namespace {
 
 // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding.
-bool alwaysHopByHop(std::string_view name) {
-  switch (name.size()) {
-    case 2:
-      return equalsIgnoreCase(name, "te");
-    case 7:
-      return equalsIgnoreCase(name, "trailer") || equalsIgnoreCase(name, "upgrade");
-    case 10:
-      return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "keep-alive");
-    case 16:
-      return equalsIgnoreCase(name, "proxy-connection");
-    case 17:
-      return equalsIgnoreCase(name, "transfer-encoding");
+bool alwaysHopByHop(HeaderName id) {
+  switch (id) {
+    case HeaderName::Connection:
+    case HeaderName::KeepAlive:
+    case HeaderName::ProxyConnection:
+    case HeaderName::TE:
+    case HeaderName::Trailer:
+    case HeaderName::TransferEncoding:
+    case HeaderName::Upgrade:
+      return true;
     default:
       return false;
   }
@@ -48,16 +46,16 @@ class HopByHop {
   explicit HopByHop(const MessageHead& head) {
     for (const auto& f : head.headers) {
       // "keep-alive" and "close" name no header worth a search.
-      if (equalsIgnoreCase(f.name, "connection") && !equalsIgnoreCase(f.value, "keep-alive") &&
+      if (f.id == HeaderName::Connection && !equalsIgnoreCase(f.value, "keep-alive") &&
           !equalsIgnoreCase(f.value, "close")) {
         connection_values_.push_back(f.value);
       }
     }
   }
-  bool operator()(std::string_view name) const {
-    if (alwaysHopByHop(name)) return true;
+  bool operator()(const HeaderField& f) const {
+    if (alwaysHopByHop(f.id)) return true;
     for (auto list : connection_values_) {
-      if (listHasToken(list, name)) return true;
+      if (listHasToken(list, f.name)) return true;
     }
     return false;
   }
@@ -122,17 +120,16 @@ void writeUpstreamRequestHead(const MessageHead& request, std::string_view targe
   const std::string* host = nullptr;
   bool has_request_id = false;
   for (const auto& f : request.headers) {
-    if (hop_by_hop(f.name) || equalsIgnoreCase(f.name, "content-length") ||
-        equalsIgnoreCase(f.name, "expect") || equalsIgnoreCase(f.name, "x-forwarded-proto") ||
-        equalsIgnoreCase(f.name, "x-forwarded-host")) {
+    if (hop_by_hop(f) || f.id == HeaderName::ContentLength || f.id == HeaderName::Expect ||
+        f.id == HeaderName::XForwardedProto || f.id == HeaderName::XForwardedHost) {
       continue;
     }
-    if (equalsIgnoreCase(f.name, "x-forwarded-for")) {
+    if (f.id == HeaderName::XForwardedFor) {
       forwarded_for.append(f.value).append(", ");
       continue;
     }
-    if (equalsIgnoreCase(f.name, "host")) host = &f.value;
-    if (equalsIgnoreCase(f.name, "x-request-id")) has_request_id = true;
+    if (f.id == HeaderName::Host) host = &f.value;
+    if (f.id == HeaderName::XRequestId) has_request_id = true;
     addHeader(head, f.name, f.value);
   }
   if (host == nullptr) addHeader(head, "Host", info.default_host);
@@ -156,10 +153,10 @@ void writeDownstreamResponseHead(const MessageHead& response, int client_minor, 
   HopByHop hop_by_hop(response);
   addStatusLine(head, response.status, response.reason);
   for (const auto& f : response.headers) {
-    if (hop_by_hop(f.name)) continue;
+    if (hop_by_hop(f)) continue;
     // A bodiless response (HEAD, 204, 304) keeps the server's Content-Length:
     // it describes the representation, not this message's framing.
-    if (equalsIgnoreCase(f.name, "content-length") && response.framing != Framing::None) continue;
+    if (f.id == HeaderName::ContentLength && response.framing != Framing::None) continue;
     addHeader(head, f.name, f.value);
   }
   if (response.framing == Framing::ContentLength) {
@@ -187,8 +184,7 @@ void storedHeaderLines(const MessageHead& response, std::string& all, std::strin
                                                  "etag",          "expires",          "vary"};
   HopByHop hop_by_hop(response);
   for (const auto& f : response.headers) {
-    if (hop_by_hop(f.name) || equalsIgnoreCase(f.name, "content-length") ||
-        equalsIgnoreCase(f.name, "age")) {
+    if (hop_by_hop(f) || f.id == HeaderName::ContentLength || equalsIgnoreCase(f.name, "age")) {
       continue;  // framing is restated per answer, Age computed per answer
     }
     std::string line = f.name + ": " + f.value + "\r\n";

@@ -74,10 +74,8 @@ class Http1Parser {
   static const llhttp_settings_t& settings();
 
   int headersComplete();
-  // Starts the next header field named field_, reusing a spare field's buffers.
-  void addField();
-  // Checks and starts a field once its value begins; an llhttp error code or 0.
-  int startField(llhttp_t* p);
+  // Checks the field's name once its value begins; an llhttp error code or 0.
+  int startValue(llhttp_t* p);
   // Checks beyond llhttp's; "" when the head is acceptable.
   std::string validateHead();
   Event fail(int status, std::string reason);
@@ -91,8 +89,6 @@ class Http1Parser {
   State state_ = State::Head;
   Pause pause_ = Pause::None;
   MessageHead head_;
-  std::vector<HeaderField> spare_fields_;  // fields of earlier messages, for their buffers
-  std::string field_;
   // Where the head's current header line stands.
   enum class HeadPart { None, Name, Value, Done };
   HeadPart part_ = HeadPart::None;

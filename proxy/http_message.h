@@ -3,21 +3,78 @@
 // from these fields, never the peer's raw bytes.
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace crest::proxy {
 
+bool equalsIgnoreCase(std::string_view a, std::string_view b);
+
+// The header names the proxy itself acts on, told apart once per field when
+// it is parsed rather than by comparing strings at every use.
+enum class HeaderName : uint8_t {
+  Other,
+  Connection,
+  ContentLength,
+  Expect,
+  Host,
+  KeepAlive,
+  ProxyConnection,
+  TE,
+  Trailer,
+  TransferEncoding,
+  Upgrade,
+  XForwardedFor,
+  XForwardedHost,
+  XForwardedProto,
+  XRequestId,
+};
+
+HeaderName classifyHeaderName(std::string_view name);
+
 struct HeaderField {
+  HeaderField() = default;
+  HeaderField(std::string field_name, std::string field_value)
+      : name(std::move(field_name)), value(std::move(field_value)), id(classifyHeaderName(name)) {}
+
   std::string name;  // as received
   std::string value;
+  HeaderName id = HeaderName::Other;  // classifyHeaderName(name)
+};
+
+// The fields of one head, in order. clear() keeps the fields themselves, so
+// that the next message's headers reuse their string buffers: a keep-alive
+// connection's heads allocate nothing once warm.
+class HeaderList {
+ public:
+  HeaderList() = default;
+  HeaderList(std::initializer_list<HeaderField> fields) : fields_(fields), size_(fields.size()) {}
+
+  const HeaderField* begin() const { return fields_.data(); }
+  const HeaderField* end() const { return fields_.data() + size_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  HeaderField& back() { return fields_[size_ - 1]; }
+  void clear() { size_ = 0; }
+  // A new last field, empty, in an earlier field's buffers when there is one.
+  HeaderField& add() {
+    if (size_ == fields_.size()) fields_.emplace_back();
+    HeaderField& f = fields_[size_++];
+    f.name.clear();
+    f.value.clear();
+    f.id = HeaderName::Other;
+    return f;
+  }
+
+ private:
+  std::vector<HeaderField> fields_;
+  size_t size_ = 0;
 };
 
 // How a message body is delimited on the wire.
 enum class Framing { None, ContentLength, Chunked, UntilClose };
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b);
 
 struct MessageHead {
   // Requests.
@@ -28,7 +85,7 @@ struct MessageHead {
   std::string reason;
 
   int version_minor = 1;  // HTTP/1.x
-  std::vector<HeaderField> headers;
+  HeaderList headers;
   Framing framing = Framing::None;
   uint64_t content_length = 0;
   bool keep_alive = true;  // what the peer asked for, per its version and Connection
@@ -41,10 +98,11 @@ struct MessageHead {
     }
     return nullptr;
   }
-  size_t count(std::string_view name) const {
-    size_t n = 0;
-    for (const auto& h : headers) n += equalsIgnoreCase(h.name, name) ? 1 : 0;
-    return n;
+  const std::string* find(HeaderName id) const {
+    for (const auto& h : headers) {
+      if (h.id == id) return &h.value;
+    }
+    return nullptr;
   }
 };
 

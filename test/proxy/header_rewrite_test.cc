@@ -10,7 +10,7 @@ using crest::test::text;
 
 namespace {
 
-MessageHead requestHead(std::vector<HeaderField> headers) {
+MessageHead requestHead(HeaderList headers) {
   MessageHead h;
   h.method = "GET";
   h.target = "/path";

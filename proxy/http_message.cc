@@ -1,0 +1,41 @@
+#include "proxy/http_message.h"
+
+namespace crest::proxy {
+
+HeaderName classifyHeaderName(std::string_view name) {
+  // The length picks the few candidates; one comparison settles it.
+  auto is = [name](std::string_view known, HeaderName id) {
+    return equalsIgnoreCase(name, known) ? id : HeaderName::Other;
+  };
+  switch (name.size()) {
+    case 2:
+      return is("te", HeaderName::TE);
+    case 4:
+      return is("host", HeaderName::Host);
+    case 6:
+      return is("expect", HeaderName::Expect);
+    case 7:
+      return name[0] == 'u' || name[0] == 'U' ? is("upgrade", HeaderName::Upgrade)
+                                              : is("trailer", HeaderName::Trailer);
+    case 10:
+      return name[0] == 'c' || name[0] == 'C' ? is("connection", HeaderName::Connection)
+                                              : is("keep-alive", HeaderName::KeepAlive);
+    case 12:
+      return is("x-request-id", HeaderName::XRequestId);
+    case 14:
+      return is("content-length", HeaderName::ContentLength);
+    case 15:
+      return is("x-forwarded-for", HeaderName::XForwardedFor);
+    case 16:
+      return name[0] == 'p' || name[0] == 'P' ? is("proxy-connection", HeaderName::ProxyConnection)
+                                              : is("x-forwarded-host", HeaderName::XForwardedHost);
+    case 17:
+      return name[0] == 't' || name[0] == 'T'
+                 ? is("transfer-encoding", HeaderName::TransferEncoding)
+                 : is("x-forwarded-proto", HeaderName::XForwardedProto);
+    default:
+      return HeaderName::Other;
+  }
+}
+
+}  // namespace crest::proxy

@@ -1,0 +1,59 @@
+#include "proxy/http_message.h"
+
+#include <catch2/catch.hpp>
+
+using namespace crest::proxy;
+
+TEST_CASE("message: the names the proxy acts on are known in any case, others are not") {
+  CHECK(classifyHeaderName("Host") == HeaderName::Host);
+  CHECK(classifyHeaderName("CONTENT-LENGTH") == HeaderName::ContentLength);
+  CHECK(classifyHeaderName("transfer-encoding") == HeaderName::TransferEncoding);
+  CHECK(classifyHeaderName("Connection") == HeaderName::Connection);
+  CHECK(classifyHeaderName("Keep-Alive") == HeaderName::KeepAlive);
+  CHECK(classifyHeaderName("Proxy-Connection") == HeaderName::ProxyConnection);
+  CHECK(classifyHeaderName("TE") == HeaderName::TE);
+  CHECK(classifyHeaderName("Trailer") == HeaderName::Trailer);
+  CHECK(classifyHeaderName("Upgrade") == HeaderName::Upgrade);
+  CHECK(classifyHeaderName("Expect") == HeaderName::Expect);
+  CHECK(classifyHeaderName("X-Forwarded-For") == HeaderName::XForwardedFor);
+  CHECK(classifyHeaderName("X-Forwarded-Host") == HeaderName::XForwardedHost);
+  CHECK(classifyHeaderName("X-Forwarded-Proto") == HeaderName::XForwardedProto);
+  CHECK(classifyHeaderName("X-Request-Id") == HeaderName::XRequestId);
+  // Same lengths and first letters as known names, one letter apart.
+  for (const char* other :
+       {"Hosts", "Hast", "te ", "Ta", "Upgrades", "Trailex", "Connectiox", "Keep-Alivx",
+        "Proxy-Connectiox", "X-Forwarded-Hosx", "X-Forwarded-Prox", "transfer-encodinx",
+        "Content-Lengtx", "Expecx", "X-Request-Ix", "X-Forwarded-Fox", "", "Accept"}) {
+    INFO(other);
+    CHECK(classifyHeaderName(other) == HeaderName::Other);
+  }
+}
+
+TEST_CASE("message: a field made from strings knows its name") {
+  HeaderField f{"content-Length", "3"};
+  CHECK(f.id == HeaderName::ContentLength);
+  MessageHead head;
+  head.headers = {{"Accept", "*/*"}, {"HOST", "a"}, {"Host", "b"}};
+  REQUIRE(head.find(HeaderName::Host) != nullptr);
+  CHECK(*head.find(HeaderName::Host) == "a");
+  CHECK(head.find(HeaderName::Expect) == nullptr);
+}
+
+TEST_CASE("message: a cleared header list reuses its fields' buffers, empty") {
+  HeaderList list;
+  HeaderField& first = list.add();
+  first.name = "X-Long-Name-That-Does-Not-Fit-In-Place";
+  first.value = std::string(100, 'v');
+  first.id = HeaderName::Host;
+  const char* name_buffer = first.name.data();
+  list.clear();
+  CHECK(list.empty());
+  CHECK(list.begin() == list.end());
+  HeaderField& again = list.add();
+  CHECK(list.size() == 1);
+  CHECK(again.name.empty());
+  CHECK(again.value.empty());
+  CHECK(again.id == HeaderName::Other);
+  again.name = "X-Short";
+  CHECK(again.name.data() == name_buffer);
+}
