@@ -1,6 +1,8 @@
 #include "proxy/header_rewrite.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -64,58 +66,79 @@ class HopByHop {
   std::vector<std::string_view> connection_values_;
 };
 
-// Heads are assembled in one string and added to the output in one call:
-// evbuffer_add costs about a hundred instructions, a head is dozens of pieces.
-std::string& scratchHead() {
-  thread_local std::string head;
-  head.clear();
-  return head;
-}
+// Heads are assembled in one buffer and added to the output in one call:
+// evbuffer_add costs about a hundred instructions, a head is dozens of
+// pieces. A piece costs a bounds check and a copy. The buffer is the
+// thread's and keeps its size, so it grows only for a head longer than any
+// before it.
+class HeadBuffer {
+ public:
+  static HeadBuffer& forThread() {
+    thread_local HeadBuffer buffer;
+    buffer.length_ = 0;
+    return buffer;
+  }
+  HeadBuffer& put(std::string_view s) {
+    copy(room(s.size()), s);
+    return *this;
+  }
+  HeadBuffer& put(char c) {
+    *room(1) = c;
+    return *this;
+  }
+  HeadBuffer& putNumber(uint64_t n) {
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    return put(std::string_view(digits, static_cast<size_t>(end - digits)));
+  }
+  // "Name: value\r\n"
+  void header(std::string_view name, std::string_view value) {
+    char* p = copy(room(name.size() + value.size() + 4), name);
+    p = copy(copy(p, ": "), value);
+    copy(p, "\r\n");
+  }
+  void contentLength(uint64_t length) { put("Content-Length: ").putNumber(length).put("\r\n"); }
+  void statusLine(int status, std::string_view reason) {
+    put("HTTP/1.1 ").putNumber(static_cast<uint64_t>(status)).put(' ').put(reason).put("\r\n");
+  }
+  void addTo(evbuffer* out) const { evbuffer_add(out, bytes_.data(), length_); }
 
-void addHeader(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name).append(": ", 2).append(value).append("\r\n", 2);
-}
+ private:
+  // Copies s to p; the byte after it. (A default string_view has no data to copy from.)
+  static char* copy(char* p, std::string_view s) {
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+  }
+  // The next n bytes of the head, to be written.
+  char* room(size_t n) {
+    if (length_ + n > bytes_.size()) bytes_.resize(std::max(2 * bytes_.size(), length_ + n));
+    char* p = bytes_.data() + length_;
+    length_ += n;
+    return p;
+  }
 
-void addNumber(std::string& out, uint64_t n) {
-  char digits[24];
-  auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-  out.append(digits, static_cast<size_t>(end - digits));
-}
-
-void addContentLength(std::string& out, uint64_t length) {
-  out.append("Content-Length: ");
-  addNumber(out, length);
-  out.append("\r\n", 2);
-}
-
-void addStatusLine(std::string& out, int status, std::string_view reason) {
-  out.append("HTTP/1.1 ");
-  addNumber(out, static_cast<uint64_t>(status));
-  out.push_back(' ');
-  out.append(reason).append("\r\n", 2);
-}
+  std::vector<char> bytes_;
+  size_t length_ = 0;
+};
 
 // Connection header for the client, the proxy's own lines, the blank line.
-void endResponseHead(std::string& out, int client_minor, bool close,
+void endResponseHead(HeadBuffer& head, int client_minor, bool close,
                      std::string_view extra_headers) {
   if (close) {
-    addHeader(out, "Connection", "close");
+    head.header("Connection", "close");
   } else if (client_minor == 0) {
-    addHeader(out, "Connection", "keep-alive");
+    head.header("Connection", "keep-alive");
   }
-  out.append(extra_headers).append("\r\n", 2);
+  head.put(extra_headers).put("\r\n");
 }
 
 }  // namespace
 
 void writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
                               const ForwardInfo& info, evbuffer* out) {
-  std::string& head = scratchHead();
+  HeadBuffer& head = HeadBuffer::forThread();
   HopByHop hop_by_hop(request);
-  head.append(request.method);
-  head.append(" ");
-  head.append(target);
-  head.append(" HTTP/1.1\r\n");
+  head.put(request.method).put(' ').put(target).put(" HTTP/1.1\r\n");
   std::string forwarded_for;  // earlier X-Forwarded-For values, each followed by ", "
   const std::string* host = nullptr;
   bool has_request_id = false;
@@ -130,53 +153,52 @@ void writeUpstreamRequestHead(const MessageHead& request, std::string_view targe
     }
     if (f.id == HeaderName::Host) host = &f.value;
     if (f.id == HeaderName::XRequestId) has_request_id = true;
-    addHeader(head, f.name, f.value);
+    head.header(f.name, f.value);
   }
-  if (host == nullptr) addHeader(head, "Host", info.default_host);
-  head.append("X-Forwarded-For: ").append(forwarded_for).append(info.client_ip).append("\r\n");
-  addHeader(head, "X-Forwarded-Proto", info.proto);
-  addHeader(head, "X-Forwarded-Host",
-            host != nullptr ? std::string_view(*host) : info.default_host);
-  if (!has_request_id) addHeader(head, "X-Request-Id", info.request_id);
+  if (host == nullptr) head.header("Host", info.default_host);
+  head.put("X-Forwarded-For: ").put(forwarded_for).put(info.client_ip).put("\r\n");
+  head.header("X-Forwarded-Proto", info.proto);
+  head.header("X-Forwarded-Host", host != nullptr ? std::string_view(*host) : info.default_host);
+  if (!has_request_id) head.header("X-Request-Id", info.request_id);
   if (request.framing == Framing::Chunked) {
-    addHeader(head, "Transfer-Encoding", "chunked");
+    head.header("Transfer-Encoding", "chunked");
   } else if (request.framing == Framing::ContentLength) {
-    addContentLength(head, request.content_length);
+    head.contentLength(request.content_length);
   }
-  head.append("\r\n");
-  evbuffer_add(out, head.data(), head.size());
+  head.put("\r\n");
+  head.addTo(out);
 }
 
 void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
                                  bool close, evbuffer* out, std::string_view extra_headers) {
-  std::string& head = scratchHead();
+  HeadBuffer& head = HeadBuffer::forThread();
   HopByHop hop_by_hop(response);
-  addStatusLine(head, response.status, response.reason);
+  head.statusLine(response.status, response.reason);
   for (const auto& f : response.headers) {
     if (hop_by_hop(f)) continue;
     // A bodiless response (HEAD, 204, 304) keeps the server's Content-Length:
     // it describes the representation, not this message's framing.
     if (f.id == HeaderName::ContentLength && response.framing != Framing::None) continue;
-    addHeader(head, f.name, f.value);
+    head.header(f.name, f.value);
   }
   if (response.framing == Framing::ContentLength) {
-    addContentLength(head, response.content_length);
+    head.contentLength(response.content_length);
   } else if (chunked) {
-    addHeader(head, "Transfer-Encoding", "chunked");
+    head.header("Transfer-Encoding", "chunked");
   }
   endResponseHead(head, client_minor, close, extra_headers);
-  evbuffer_add(out, head.data(), head.size());
+  head.addTo(out);
 }
 
 void writeStoredResponseHead(int status, std::string_view reason, std::string_view lines,
                              uint64_t content_length, int client_minor, bool close, evbuffer* out,
                              std::string_view extra_headers) {
-  std::string& head = scratchHead();
-  addStatusLine(head, status, reason);
-  head.append(lines);
-  if (status != 204 && status != 304) addContentLength(head, content_length);
+  HeadBuffer& head = HeadBuffer::forThread();
+  head.statusLine(status, reason);
+  head.put(lines);
+  if (status != 204 && status != 304) head.contentLength(content_length);
   endResponseHead(head, client_minor, close, extra_headers);
-  evbuffer_add(out, head.data(), head.size());
+  head.addTo(out);
 }
 
 void storedHeaderLines(const MessageHead& response, std::string& all, std::string& not_modified) {
@@ -197,15 +219,13 @@ void storedHeaderLines(const MessageHead& response, std::string& all, std::strin
 
 void writeProxyResponse(int status, std::string_view content_type, std::string_view body,
                         bool close, evbuffer* out, std::string_view extra_headers) {
-  std::string& head = scratchHead();
-  addStatusLine(head, status, reasonPhrase(status));
-  addHeader(head, "Content-Type", content_type);
-  addContentLength(head, body.size());
-  if (close) addHeader(head, "Connection", "close");
-  head.append(extra_headers);
-  head.append("\r\n");
-  head.append(body);
-  evbuffer_add(out, head.data(), head.size());
+  HeadBuffer& head = HeadBuffer::forThread();
+  head.statusLine(status, reasonPhrase(status));
+  head.header("Content-Type", content_type);
+  head.contentLength(body.size());
+  if (close) head.header("Connection", "close");
+  head.put(extra_headers).put("\r\n").put(body);
+  head.addTo(out);
 }
 
 std::string_view reasonPhrase(int status) {

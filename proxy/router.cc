@@ -12,8 +12,10 @@ std::string hostWithoutPort(std::string_view host) {
   } else {
     host = host.substr(0, host.find(':'));
   }
-  out.reserve(host.size());
-  for (char c : host) out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  out.assign(host);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   if (!out.empty() && out.back() == '.') out.pop_back();  // "example.com." names the same host
   return out;
 }
