@@ -3,6 +3,7 @@
 // from these fields, never the peer's raw bytes.
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -106,9 +107,30 @@ struct MessageHead {
   }
 };
 
+namespace detail {
+// Eight bytes with 'A'..'Z' lowered: per byte, the high bit of (b + 0x3f) says
+// b >= 'A' and that of (b + 0x25) says b > 'Z' (bytes of 0x80 and up excluded).
+inline uint64_t lowerWord(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  uint64_t low7 = x & (kOnes * 0x7f);
+  uint64_t upper = (low7 + kOnes * 0x3f) & ~(low7 + kOnes * 0x25) & ~x & (kOnes * 0x80);
+  return x | (upper >> 2);
+}
+}  // namespace detail
+
 inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
+  size_t n = a.size();
+  if (n >= 8) {
+    // Whole words, the last one overlapping the one before when n is not a multiple of 8.
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (detail::lowerWord(a.data() + i) != detail::lowerWord(b.data() + i)) return false;
+    }
+    return detail::lowerWord(a.data() + n - 8) == detail::lowerWord(b.data() + n - 8);
+  }
+  for (size_t i = 0; i < n; ++i) {
     char x = a[i], y = b[i];
     if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
     if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');

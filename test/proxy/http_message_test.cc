@@ -57,3 +57,27 @@ TEST_CASE("message: a cleared header list reuses its fields' buffers, empty") {
   again.name = "X-Short";
   CHECK(again.name.data() == name_buffer);
 }
+
+TEST_CASE("message: names compare without case, byte for byte otherwise") {
+  CHECK(equalsIgnoreCase("Content-Length", "content-length"));
+  CHECK(equalsIgnoreCase("X-FORWARDED-PROTO", "x-forwarded-proto"));
+  CHECK(equalsIgnoreCase("", ""));
+  CHECK_FALSE(equalsIgnoreCase("host", "hosts"));
+  // Every pair of bytes, at each position of short and long names (the long
+  // ones compare eight bytes at a time, the last word overlapping).
+  for (size_t length : {1, 7, 8, 9, 16, 17}) {
+    for (size_t at = 0; at < length; ++at) {
+      for (int x = 0; x < 256; ++x) {
+        for (int y = 0; y < 256; ++y) {
+          std::string a(length, 'k'), b(length, 'k');
+          a[at] = static_cast<char>(x);
+          b[at] = static_cast<char>(y);
+          auto lower = [](int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; };
+          if (equalsIgnoreCase(a, b) != (lower(x) == lower(y))) {
+            FAIL("length " << length << " at " << at << ": " << x << " vs " << y);
+          }
+        }
+      }
+    }
+  }
+}
