@@ -55,6 +55,10 @@ struct TlsConfig {
   std::vector<TlsCertificate> certificates;  // the first is the default
   std::string min_version = "1.2";
   std::vector<std::string> alpn{"http/1.1"};
+  // Stateless resumption tickets (keys shared by the workers, rotated). Off:
+  // resumption from the server's session cache only, as NGINX's
+  // `ssl_session_tickets off` and HAProxy's `no-tls-tickets`.
+  bool session_tickets = true;
 };
 
 struct HeaderMatch {

@@ -296,7 +296,7 @@ class Loader {
 
   TlsConfig readTls(const YAML::Node& node, const std::string& path) {
     TlsConfig tls;
-    MapReader r(errors_, node, path, {"certificates", "min_version", "alpn"});
+    MapReader r(errors_, node, path, {"certificates", "min_version", "alpn", "session_tickets"});
     if (r.require("certificates")) {
       forEachItem(r, "certificates", [&](const YAML::Node& n, const std::string& item, size_t) {
         MapReader c(errors_, n, item, {"cert", "key"});
@@ -315,6 +315,7 @@ class Loader {
       }
     }
     r.readChoice("min_version", tls.min_version, {"1.2", "1.3"});
+    r.readBool("session_tickets", tls.session_tickets);
     if (r.has("alpn")) {
       tls.alpn.clear();
       forEachItem(r, "alpn", [&](const YAML::Node& n, const std::string& item, size_t) {

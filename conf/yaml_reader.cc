@@ -1,6 +1,7 @@
 #include "conf/yaml_reader.h"
 
 #include <charconv>
+#include <optional>
 
 namespace crest::conf {
 
@@ -132,6 +133,15 @@ bool MapReader::readUint(const char* key, uint32_t& out, uint32_t min, uint32_t 
 
 bool MapReader::readHostPort(const char* key, HostPort& out) const {
   return readParsed(key, out, parseHostPort, "host:port");
+}
+
+bool MapReader::readBool(const char* key, bool& out) const {
+  auto parse = [](const std::string& text) -> std::optional<bool> {
+    if (text == "true") return true;
+    if (text == "false") return false;
+    return std::nullopt;
+  };
+  return readParsed(key, out, parse, "true or false");
 }
 
 bool MapReader::readChoice(const char* key, std::string& out,

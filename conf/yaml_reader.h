@@ -66,6 +66,8 @@ class MapReader {
   bool readSize(const char* key, uint64_t& out) const;
   bool readUint(const char* key, uint32_t& out, uint32_t min, uint32_t max) const;
   bool readHostPort(const char* key, HostPort& out) const;
+  // `true` or `false`, nothing else (YAML 1.1's yes/no/on/off are refused).
+  bool readBool(const char* key, bool& out) const;
   // One of `choices`, e.g. balance names.
   bool readChoice(const char* key, std::string& out,
                   std::initializer_list<const char*> choices) const;

@@ -71,6 +71,9 @@ SslCtxPtr newContext(const conf::TlsConfig& config) {
   // over plain HTTP (HTTP framing, not TLS, tells a cut message).
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                              SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // Without tickets a TLS 1.3 client still gets one to resume with, holding
+  // only an id of the session in the cache below.
+  if (!config.session_tickets) SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
   // Release read and write buffers of idle connections; let a write resume
   // from a moved buffer (the proxy coalesces records from an evbuffer).
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -198,7 +201,8 @@ std::shared_ptr<const ServerTls> ServerTls::build(const conf::TlsConfig& config,
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), &ServerTls::onServerName);
     SSL_CTX_set_tlsext_servername_arg(ctx.get(), tls.get());
     SSL_CTX_set_alpn_select_cb(ctx.get(), &ServerTls::onAlpn, tls.get());
-    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx.get(), &ServerTls::onTicket);
+    if (config.session_tickets)
+      SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx.get(), &ServerTls::onTicket);
   }
   return tls;
 }

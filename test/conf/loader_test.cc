@@ -278,6 +278,27 @@ pools:
   CHECK(r.config->listeners[0].tls->certificates[0].key == "/abs/a.key");
 }
 
+TEST_CASE("session tickets are on unless a listener says false") {
+  auto with = [](const std::string& line) {
+    return load(R"(listeners:
+  - name: public
+    listen: 127.0.0.1:8443
+    tls:
+      certificates: [{cert: /a.pem, key: /a.key}]
+)" + line + R"(    routes: [{pool: web}]
+pools:
+  web: {servers: [{address: 127.0.0.1:9000}]}
+)");
+  };
+  CHECK(with("").config->listeners[0].tls->session_tickets);
+  CHECK_FALSE(with("      session_tickets: false\n").config->listeners[0].tls->session_tickets);
+  CHECK(with("      session_tickets: true\n").config->listeners[0].tls->session_tickets);
+  auto yaml11 = with("      session_tickets: off\n");
+  REQUIRE(yaml11.errors.size() == 1);
+  CHECK(yaml11.errors[0].format() ==
+        "crest.yaml:6:24: listeners[0].tls.session_tickets: expected true or false, got \"off\"");
+}
+
 TEST_CASE("an unreadable file is an error naming it") {
   auto r = loadConfigFile("/nonexistent/crest.yaml");
   REQUIRE(r.errors.size() == 1);

@@ -59,6 +59,26 @@ TEST_CASE("tls: RSA and ECDSA certificates load") {
   CHECK(ctx != nullptr);
 }
 
+TEST_CASE("tls: session tickets can be turned off") {
+  CertDir dir;
+  dir.make("ec", "ec -pkeyopt ec_paramgen_curve:P-256");
+  conf::TlsConfig tls;
+  tls.certificates = {dir.cert("ec.pem", "ec.key")};
+  auto ticketsOff = [&](bool session_tickets) {
+    tls.session_tickets = session_tickets;
+    std::vector<conf::ConfigError> errors;
+    auto ctx =
+        tls::ServerTls::build(tls, std::make_shared<tls::TicketKeys>(), "crest.yaml", errors);
+    REQUIRE(ctx != nullptr);
+    SSL* ssl = ctx->newSession();
+    bool off = (SSL_get_options(ssl) & SSL_OP_NO_TICKET) != 0;
+    SSL_free(ssl);
+    return off;
+  };
+  CHECK_FALSE(ticketsOff(true));
+  CHECK(ticketsOff(false));
+}
+
 TEST_CASE("tls: a missing file names the field and the path") {
   CertDir dir;
   conf::TlsConfig tls;
