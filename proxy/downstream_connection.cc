@@ -185,7 +185,14 @@ DownstreamConnection::~DownstreamConnection() {
   listener_metrics_->connections_active.add(-1);
   releaseExchange();
   event_free(event_);
-  if (ssl_ != nullptr) SSL_free(ssl_);
+  if (ssl_ != nullptr) {
+    // Freed without a close_notify sent, a session leaves OpenSSL's cache,
+    // and most clients hang up without one: their session ids (and TLS 1.3
+    // tickets when session tickets are off) would never resume. TLS 1.1 and
+    // later allow resuming them; a fatal alert has removed its session already.
+    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(ssl_);
+  }
   if (fd_ >= 0) ::close(fd_);
   if (in_ != nullptr) evbuffer_free(in_);
   if (out_ != nullptr) evbuffer_free(out_);

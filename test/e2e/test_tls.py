@@ -42,12 +42,13 @@ class TlsTest(CrestTestCase):
     def tearDownClass(cls):
         cls.certs.cleanup()
 
-    def start(self, min_version="1.2"):
+    def start(self, min_version="1.2", session_tickets=True):
         self.web = self.backend("web")
         certs = "".join(f"        - cert: {c}\n          key: {k}\n" for c, k in (self.a_rsa, self.a_ec, self.b, self.w))
+        tickets = "" if session_tickets else "      session_tickets: false\n"
         config = self.simple_config({"web": [self.web]})
-        config = config.replace("    routes:\n", f"    tls:\n      min_version: \"{min_version}\"\n      certificates:\n"
-                                                f"{certs}    routes:\n", 1)
+        config = config.replace("    routes:\n", f"    tls:\n      min_version: \"{min_version}\"\n{tickets}"
+                                                f"      certificates:\n{certs}    routes:\n", 1)
         self.crest(config, self.port)
 
     def subject(self, *args):
@@ -123,6 +124,7 @@ class TlsTest(CrestTestCase):
             for _ in range(10):
                 t_full, reused, sess = self.handshake(ctx)
                 self.assertFalse(reused)
+                self.assertTrue(sess.has_ticket)
                 full_times.append(t_full)
                 # Two workers: over ten tries the resumption lands on both.
                 t_resumed, reused, _ = self.handshake(ctx, sess)
@@ -130,6 +132,23 @@ class TlsTest(CrestTestCase):
                 resumed_times.append(t_resumed)
             full, resumed = sorted(full_times)[5], sorted(resumed_times)[5]
             print(f"\n{version.name}: median full handshake {full * 1e3:.2f} ms, resumed {resumed * 1e3:.2f} ms")
+
+    def test_without_tickets_sessions_resume_from_the_cache(self):
+        self.start(session_tickets=False)
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.minimum_version = ctx.maximum_version = version
+            for _ in range(10):
+                _, reused, sess = self.handshake(ctx)
+                self.assertFalse(reused)
+                if version == ssl.TLSVersion.TLSv1_2:
+                    # TLS 1.3 always sends a ticket; without tickets it only names a cached session.
+                    self.assertFalse(sess.has_ticket)
+                # The cache is shared by the two workers, as the ticket keys are.
+                _, reused, _ = self.handshake(ctx, sess)
+                self.assertTrue(reused, version)
 
     def test_https_request_end_to_end(self):
         self.start()
