@@ -174,7 +174,8 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       listener_metrics_(listener_metrics),
       ssl_(ssl),
       handshake_done_(ssl == nullptr),
-      timer_(worker.base(), &DownstreamConnection::onTimer, this) {
+      timer_(worker.base(), &DownstreamConnection::onTimer, this),
+      client_readable_(ssl != nullptr) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
 
