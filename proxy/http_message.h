@@ -13,6 +13,11 @@ namespace crest::proxy {
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 
+// 'A'..'Z' lowered, every other byte as it is (no locale).
+inline char lowerAscii(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 // The header names the proxy itself acts on, told apart once per field when
 // it is parsed rather than by comparing strings at every use.
 enum class HeaderName : uint8_t {
@@ -131,10 +136,7 @@ inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
     return detail::lowerWord(a.data() + n - 8) == detail::lowerWord(b.data() + n - 8);
   }
   for (size_t i = 0; i < n; ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
+    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
   }
   return true;
 }

@@ -13,9 +13,7 @@ std::string hostWithoutPort(std::string_view host) {
     host = host.substr(0, host.find(':'));
   }
   out.assign(host);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : out) c = lowerAscii(c);
   if (!out.empty() && out.back() == '.') out.pop_back();  // "example.com." names the same host
   return out;
 }
