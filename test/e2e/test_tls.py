@@ -27,6 +27,16 @@ def s_client(port, *args, stdin=b""):
     return p.returncode, p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
 
 
+def client_context(version=None):
+    """A client context that trusts the test's self-signed certificates; only `version` if given."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        context.minimum_version = context.maximum_version = version
+    return context
+
+
 class TlsTest(CrestTestCase):
     @classmethod
     def setUpClass(cls):
@@ -116,10 +126,7 @@ class TlsTest(CrestTestCase):
     def test_tickets_resume_across_connections_and_workers(self):
         self.start()
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            ctx.minimum_version = ctx.maximum_version = version
+            ctx = client_context(version)
             full_times, resumed_times = [], []
             for _ in range(10):
                 t_full, reused, sess = self.handshake(ctx)
@@ -136,10 +143,7 @@ class TlsTest(CrestTestCase):
     def test_without_tickets_sessions_resume_from_the_cache(self):
         self.start(session_tickets=False)
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            ctx.minimum_version = ctx.maximum_version = version
+            ctx = client_context(version)
             for _ in range(10):
                 _, reused, sess = self.handshake(ctx)
                 self.assertFalse(reused)
@@ -170,10 +174,7 @@ class TlsTest(CrestTestCase):
         self.start()
         raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        tls = context.wrap_bio(incoming, outgoing, server_hostname="a.test")
+        tls = client_context().wrap_bio(incoming, outgoing, server_hostname="a.test")
 
         def flush():
             pending = outgoing.read()
