@@ -10,20 +10,22 @@
 
 #include <chrono>
 
+#include "proxy/loop_clock.h"
+
 namespace crest::proxy {
 
 class DeadlineTimer {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = LoopClock::Clock;
 
-  DeadlineTimer(event_base* base, event_callback_fn callback, void* arg)
-      : event_(evtimer_new(base, callback, arg)) {}
+  DeadlineTimer(event_base* base, LoopClock& clock, event_callback_fn callback, void* arg)
+      : clock_(clock), event_(evtimer_new(base, callback, arg)) {}
   ~DeadlineTimer() { event_free(event_); }
   DeadlineTimer(const DeadlineTimer&) = delete;
   DeadlineTimer& operator=(const DeadlineTimer&) = delete;
 
   void set(Clock::time_point deadline);
-  void setIn(std::chrono::milliseconds timeout) { set(Clock::now() + timeout); }
+  void setIn(std::chrono::milliseconds timeout) { set(clock_.now() + timeout); }
   void clear() { deadline_ = Clock::time_point::max(); }
   // For the callback: true when the deadline has passed (it is then
   // cleared); false when the event fired early (re-armed) or for nothing.
@@ -32,6 +34,7 @@ class DeadlineTimer {
  private:
   void arm(Clock::time_point deadline, Clock::time_point now);
 
+  LoopClock& clock_;
   event* event_;
   Clock::time_point deadline_ = Clock::time_point::max();
   Clock::time_point armed_ = Clock::time_point::max();  // when the event fires; max: not armed

@@ -174,7 +174,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       listener_metrics_(listener_metrics),
       ssl_(ssl),
       handshake_done_(ssl == nullptr),
-      timer_(worker.base(), &DownstreamConnection::onTimer, this),
+      timer_(worker.base(), worker.clock(), &DownstreamConnection::onTimer, this),
       client_readable_(ssl != nullptr) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
@@ -230,7 +230,7 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
     // Inactivity of the client while it owes us body bytes or reading; I/O
     // only notes the time, the deadline follows it here.
     auto idle_until = self->client_activity_ + timeouts.client_idle;
-    if (std::chrono::steady_clock::now() < idle_until) {
+    if (self->worker_.clock().now() < idle_until) {
       self->timer_.set(idle_until);
       return;
     }
@@ -358,7 +358,7 @@ bool DownstreamConnection::readClient() {
     case IoResult::Progress:
       break;
   }
-  if (got > 0) client_activity_ = std::chrono::steady_clock::now();
+  if (got > 0) client_activity_ = worker_.clock().now();
   return got > 0 || client_eof_ || client_error_;
 }
 
@@ -367,7 +367,7 @@ bool DownstreamConnection::flushClient() {
   size_t written = 0;
   IoResult r = ssl_ ? tlsWrite(ssl_, out_, written) : writeFrom(fd_, out_, written);
   if (r == IoResult::Error) client_error_ = true;
-  if (written > 0) client_activity_ = std::chrono::steady_clock::now();
+  if (written > 0) client_activity_ = worker_.clock().now();
   return written > 0;
 }
 
@@ -427,7 +427,7 @@ void DownstreamConnection::startExchange() {
   MessageHead& head = exchange_->request_parser.head();
   phase_ = Phase::Proxying;
   exchange_->open = true;
-  exchange_->exchange_start = std::chrono::steady_clock::now();
+  exchange_->exchange_start = worker_.clock().now();
   exchange_->response_status = 0;
   exchange_->served_by = nullptr;
   exchange_->upstream_time = {};
@@ -446,7 +446,7 @@ void DownstreamConnection::startExchange() {
   exchange_->cache_result.reset();
   exchange_->coalesced = false;
   exchange_->stale.reset();
-  client_activity_ = std::chrono::steady_clock::now();
+  client_activity_ = worker_.clock().now();
   timer_.setIn(runtime_->config().timeouts.client_idle);
   exchange_->response_parser.setNoBody(head.method == "HEAD");
 
@@ -714,7 +714,7 @@ void DownstreamConnection::settleWait(limits::AdmissionTicket::State state) {
   exchange_->waiter.reset();
   if (state == State::Granted) {
     exchange_->holds_slot = true;
-    client_activity_ = std::chrono::steady_clock::now();
+    client_activity_ = worker_.clock().now();
     timer_.setIn(runtime_->config().timeouts.client_idle);
     forwardToPool();
     return;
@@ -834,7 +834,7 @@ void DownstreamConnection::dispatch() {
     if (exchange_->upstream) {
       exchange_->server = server;
       exchange_->server->active_requests.fetch_add(1, std::memory_order_relaxed);
-      exchange_->upstream_start = std::chrono::steady_clock::now();
+      exchange_->upstream_start = worker_.clock().now();
       exchange_->upstream->attach(this);
       exchange_->upstream->countRequest();
       return;
@@ -979,7 +979,7 @@ void DownstreamConnection::onResponseHead() {
 
 void DownstreamConnection::onResponseComplete() {
   const MessageHead& response = exchange_->response_parser.head();
-  exchange_->upstream_time = std::chrono::steady_clock::now() - exchange_->upstream_start;
+  exchange_->upstream_time = worker_.clock().now() - exchange_->upstream_start;
   bool reusable = response.keep_alive && exchange_->request_complete &&
                   evbuffer_get_length(exchange_->request_out) == 0 &&
                   evbuffer_get_length(exchange_->upstream->input()) == 0 &&
@@ -1115,7 +1115,7 @@ void DownstreamConnection::finishLocalAnswer(int status, uint64_t body_bytes) {
   if (!exchange_->open) {
     // Refused before it became an exchange (malformed head, 408): counted with pool="".
     exchange_->open = true;
-    exchange_->exchange_start = std::chrono::steady_clock::now();
+    exchange_->exchange_start = worker_.clock().now();
     exchange_->pool = nullptr;
     exchange_->request_id.clear();
   }
@@ -1134,7 +1134,7 @@ void DownstreamConnection::recordExchange() {
   if (exchange_->response_status == 0) return;  // the client left before any response
   size_t pool = exchange_->pool ? exchange_->pool->index : listener_->request_cells.size() - 1;
   RequestCells* cells = listener_->request_cells[pool];
-  auto total = std::chrono::steady_clock::now() - exchange_->exchange_start;
+  auto total = worker_.clock().now() - exchange_->exchange_start;
   cells->responses[statusClass(exchange_->response_status)].add();
   cells->duration.observe(total);
   if (exchange_->cache_result)
@@ -1157,7 +1157,7 @@ void DownstreamConnection::recordExchange() {
       // A response cut short has no end time of its own: it ends now.
       r.upstream_time = exchange_->upstream_time.count()
                             ? exchange_->upstream_time
-                            : std::chrono::steady_clock::now() - exchange_->upstream_start;
+                            : worker_.clock().now() - exchange_->upstream_start;
     }
     r.request_id = exchange_->request_id;
     log->append(r);

@@ -18,7 +18,7 @@ UpstreamConnection::UpstreamConnection(event_base* base, UpstreamPool& pool,
       pool_(pool),
       server_(std::move(server)),
       in_(evbuffer_new()),
-      timer_(base, &UpstreamConnection::onTimer, this) {}
+      timer_(base, pool.clock(), &UpstreamConnection::onTimer, this) {}
 
 UpstreamConnection::~UpstreamConnection() {
   if (event_) event_free(event_);
@@ -91,7 +91,7 @@ void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
     // The response clock restarts on every read; the timer is only re-armed
     // lazily here, so reads stay free of timer operations.
     auto quiet_until = self->last_activity_ + self->response_timeout_;
-    if (std::chrono::steady_clock::now() < quiet_until) {
+    if (self->pool_.clock().now() < quiet_until) {
       self->timer_.set(quiet_until);
       return;
     }
@@ -111,7 +111,7 @@ void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch) {
   if (state_ != State::Connected || !readable_ || peer_closed_ || broken_) return;
   size_t got = 0;
   IoResult r = readInto(fd_, in_, cap, got, closing_, scratch, reads_large_);
-  if (got > 0) last_activity_ = std::chrono::steady_clock::now();
+  if (got > 0) last_activity_ = pool_.clock().now();
   switch (r) {
     case IoResult::WouldBlock:
       readable_ = false;
@@ -129,7 +129,7 @@ void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch) {
 
 void UpstreamConnection::expectResponseWithin(std::chrono::milliseconds timeout) {
   response_timeout_ = timeout;
-  last_activity_ = std::chrono::steady_clock::now();
+  last_activity_ = pool_.clock().now();
   timer_.set(last_activity_ + timeout);
 }
 

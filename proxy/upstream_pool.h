@@ -16,7 +16,7 @@ namespace crest::proxy {
 
 class UpstreamPool {
  public:
-  explicit UpstreamPool(event_base* base) : base_(base) {}
+  UpstreamPool(event_base* base, LoopClock& clock) : base_(base), clock_(clock) {}
   ~UpstreamPool();
 
   // An idle connection to `server`, or a new one being connected (null when
@@ -30,9 +30,11 @@ class UpstreamPool {
   void discard(UpstreamConnection* conn);
   // Closes every idle connection (shutdown).
   void clear();
+  LoopClock& clock() { return clock_; }
 
  private:
   event_base* base_;
+  LoopClock& clock_;
   std::unordered_map<const UpstreamServer*, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 

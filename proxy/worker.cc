@@ -20,7 +20,7 @@ Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket>
                int access_log_fd, ConnectionBudget& budget)
     : base_(event_base_new()),
       runtime_(std::move(runtime)),
-      upstream_pool_(base_),
+      upstream_pool_(base_, clock_),
       budget_(budget),
       random_(std::random_device{}()) {
   if (access_log_fd >= 0) access_log_ = std::make_unique<AccessLogWriter>(base_, access_log_fd);
@@ -102,15 +102,22 @@ void Worker::start() {
 
 void Worker::run() {
   while (true) {
+    clock_.nextTurn();
     event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
     if (event_base_got_break(base_)) return;
-    BusyPoll poll(runtime_->config().busy_poll, BusyPoll::Clock::now(), activity_);
-    while (poll.keepPolling(BusyPoll::Clock::now(), activity_)) {
+    clock_.nextTurn();
+    BusyPoll poll(runtime_->config().busy_poll, clock_.now(), activity_);
+    // The turn's time, read here, is the one its events see.
+    while (poll.keepPolling(clock_.now(), activity_)) {
       // Polling must not delay a thread that needs this core (the machine's
       // other processes, when they share it).
-      if (poll.idle()) sched_yield();
+      if (poll.idle()) {
+        sched_yield();
+        clock_.nextTurn();
+      }
       event_base_loop(base_, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY);
       if (event_base_got_break(base_)) return;
+      clock_.nextTurn();
     }
   }
 }

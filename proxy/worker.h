@@ -18,6 +18,7 @@
 
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
+#include "proxy/loop_clock.h"
 #include "proxy/runtime.h"
 #include "proxy/socket_io.h"
 #include "proxy/spare_list.h"
@@ -78,6 +79,8 @@ class Worker {
 
   // Worker-thread only below.
   event_base* base() { return base_; }
+  // The time of this loop turn, for the worker's connections.
+  LoopClock& clock() { return clock_; }
   UpstreamPool& upstreamPool() { return upstream_pool_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   bool draining() const { return draining_; }
@@ -130,6 +133,7 @@ class Worker {
   void run();
 
   event_base* base_;
+  LoopClock clock_;
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::vector<std::unique_ptr<DrainTimer>> drain_timers_;
