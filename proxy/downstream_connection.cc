@@ -907,16 +907,17 @@ bool DownstreamConnection::driveUpstream() {
     progress = sent > 0;
   }
   while (exchange_->upstream && phase_ == Phase::Proxying) {
-    if (bufferedBytes(out_) >= kHighWater) break;
+    size_t out_bytes = bufferedBytes(out_);
+    if (out_bytes >= kHighWater) break;
     exchange_->upstream->pullInput(kHighWater, worker_.readScratch());
     evbuffer* input = exchange_->upstream->input();
     size_t before = evbuffer_get_length(input);
-    Http1Parser::Event ev = exchange_->response_parser.parse(input, exchange_->response_body,
-                                                             kHighWater - bufferedBytes(out_));
-    progress |= evbuffer_get_length(input) != before;
+    Http1Parser::Event ev =
+        exchange_->response_parser.parse(input, exchange_->response_body, kHighWater - out_bytes);
+    size_t after = evbuffer_get_length(input);
+    progress |= after != before;
     if (ev == Http1Parser::Event::NeedMore &&
-        (exchange_->upstream->peerClosed() || exchange_->upstream->broken()) &&
-        evbuffer_get_length(input) == 0) {
+        (exchange_->upstream->peerClosed() || exchange_->upstream->broken()) && after == 0) {
       if (!exchange_->response_started) {
         onUpstreamFailure(UpstreamFailure::Broken);
         return true;
@@ -953,7 +954,7 @@ bool DownstreamConnection::driveUpstream() {
       }
       return true;
     }
-    if (evbuffer_get_length(input) == before) break;
+    if (after == before) break;
   }
   return progress;
 }
