@@ -242,7 +242,7 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
 }
 
 void DownstreamConnection::onUpstreamTimeout() {
-  if (bufferedBytes(out_) >= kHighWater) {
+  if (unsentBytes() >= kHighWater) {
     // The client, not the server, is slow: the client's own timer governs.
     exchange_->upstream->expectResponseWithin(exchange_->pool->config->timeouts.response);
     return;
@@ -282,7 +282,7 @@ void DownstreamConnection::pump() {
       closeNow();
       break;
     }
-    if (phase_ == Phase::Closing && bufferedBytes(out_) == 0) {
+    if (phase_ == Phase::Closing && unsentBytes() == 0) {
       if (ssl_ != nullptr && handshake_done_) SSL_shutdown(ssl_);  // close_notify, best effort
       if (clientDone()) {
         closeNow();
@@ -304,13 +304,12 @@ void DownstreamConnection::pump() {
     // Idle until the client asks again, maybe for a long time: hold no
     // per-request memory meanwhile. Only here, where no caller up the stack
     // still uses the exchange.
-    if (exchange_) {
+    if (exchange_ && exchange_->response_head.empty()) {
       releaseExchange();
       worker_.recycleExchange(std::move(exchange_));
     }
     if (in_ != nullptr) worker_.recycleBuffer(std::exchange(in_, nullptr));
-    if (out_ != nullptr && bufferedBytes(out_) == 0)
-      worker_.recycleBuffer(std::exchange(out_, nullptr));
+    if (out_ != nullptr && unsentBytes() == 0) worker_.recycleBuffer(std::exchange(out_, nullptr));
   }
 }
 
@@ -363,12 +362,18 @@ bool DownstreamConnection::readClient() {
 }
 
 bool DownstreamConnection::flushClient() {
-  if (bufferedBytes(out_) == 0 || client_error_) return false;
+  if (unsentBytes() == 0 || client_error_) return false;
   size_t written = 0;
-  IoResult r = ssl_ ? tlsWrite(ssl_, out_, written) : writeFrom(fd_, out_, written);
+  std::string no_head;
+  IoResult r = ssl_ ? tlsWrite(ssl_, out_, written)
+                    : writeFrom(fd_, exchange_ ? exchange_->response_head : no_head, out_, written);
   if (r == IoResult::Error) client_error_ = true;
   if (written > 0) client_activity_ = worker_.clock().now();
   return written > 0;
+}
+
+size_t DownstreamConnection::unsentBytes() const {
+  return (exchange_ ? exchange_->response_head.size() : 0) + bufferedBytes(out_);
 }
 
 bool DownstreamConnection::requestStarted() const {
@@ -377,7 +382,7 @@ bool DownstreamConnection::requestStarted() const {
 
 bool DownstreamConnection::parseRequestHead() {
   // A client that does not read its responses gets no more of its pipelined requests served.
-  if (bufferedBytes(out_) >= kHighWater) return false;
+  if (unsentBytes() >= kHighWater) return false;
   if (!exchange_) {
     if (bufferedBytes(in_) == 0) {
       // Idle, nothing to parse: a client that hung up now is done.
@@ -789,12 +794,11 @@ const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
 }
 
 void DownstreamConnection::writeRequestHead() {
-  evbuffer_drain(exchange_->request_out, evbuffer_get_length(exchange_->request_out));
   const std::string& default_host =
       exchange_->pool->servers.empty() ? listener_name_ : exchange_->pool->servers.front()->address;
   ForwardInfo info{peer_ip_, ssl_ ? "https" : "http", exchange_->request_id, default_host};
-  writeUpstreamRequestHead(exchange_->request_parser.head(), exchange_->target, info,
-                           exchange_->request_out);
+  exchange_->request_head =
+      writeUpstreamRequestHead(exchange_->request_parser.head(), exchange_->target, info);
 }
 
 void DownstreamConnection::dispatch() {
@@ -896,18 +900,19 @@ bool DownstreamConnection::driveUpstream() {
     exchange_->upstream->expectResponseWithin(exchange_->pool->config->timeouts.response);
   }
   bool progress = false;
-  size_t pending = evbuffer_get_length(exchange_->request_out);
+  size_t pending = exchange_->request_head.size() + evbuffer_get_length(exchange_->request_out);
   if (pending > 0) {
-    if (!exchange_->upstream->flush(exchange_->request_out)) {
+    if (!exchange_->upstream->flush(exchange_->request_head, exchange_->request_out)) {
       onUpstreamFailure(UpstreamFailure::Broken);
       return true;
     }
-    size_t sent = pending - evbuffer_get_length(exchange_->request_out);
+    size_t sent =
+        pending - exchange_->request_head.size() - evbuffer_get_length(exchange_->request_out);
     exchange_->request_bytes_sent += sent;
     progress = sent > 0;
   }
   while (exchange_->upstream && phase_ == Phase::Proxying) {
-    size_t out_bytes = bufferedBytes(out_);
+    size_t out_bytes = unsentBytes();
     if (out_bytes >= kHighWater) break;
     exchange_->upstream->pullInput(kHighWater, worker_.readScratch());
     evbuffer* input = exchange_->upstream->input();
@@ -968,8 +973,14 @@ void DownstreamConnection::onResponseHead() {
   bool chunked = unframed && request.version_minor >= 1;
   if (!request.keep_alive || worker_.draining() || (unframed && !chunked))
     close_after_response_ = true;
-  writeDownstreamResponseHead(response, request.version_minor, chunked, close_after_response_, out_,
-                              responseExtras());
+  std::string_view head = writeDownstreamResponseHead(response, request.version_minor, chunked,
+                                                      close_after_response_, responseExtras());
+  // Behind bytes that wait in out_, the head waits there too; TLS writes out_ only.
+  if (ssl_ == nullptr && bufferedBytes(out_) == 0) {
+    exchange_->response_head.append(head);
+  } else {
+    evbuffer_add(out_, head.data(), head.size());
+  }
   exchange_->response_status = response.status;
   exchange_->served_by = exchange_->server;
   exchange_->server->metrics->responses[statusClass(response.status)].add();
@@ -982,6 +993,7 @@ void DownstreamConnection::onResponseComplete() {
   const MessageHead& response = exchange_->response_parser.head();
   exchange_->upstream_time = worker_.clock().now() - exchange_->upstream_start;
   bool reusable = response.keep_alive && exchange_->request_complete &&
+                  exchange_->request_head.empty() &&
                   evbuffer_get_length(exchange_->request_out) == 0 &&
                   evbuffer_get_length(exchange_->upstream->input()) == 0 &&
                   !exchange_->upstream->peerClosed() && !exchange_->upstream->broken();

@@ -72,6 +72,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool parseRequestHead();
   // A request head has begun to arrive (and is not yet complete or refused).
   bool requestStarted() const;
+  // Bytes for the client not yet sent: a waiting response head and out_.
+  size_t unsentBytes() const;
   bool forwardRequestBody();
   bool driveUpstream();
 

@@ -84,12 +84,19 @@ struct Exchange : ExchangeState {
     static_cast<ExchangeState&>(*this) = ExchangeState{};
     request_parser.restart(request_limits);
     response_parser.restart(ParserLimits{});
+    request_head.clear();
     evbuffer_drain(request_out, evbuffer_get_length(request_out));
+    response_head.clear();
   }
 
   Http1Parser request_parser;
   Http1Parser response_parser;
-  evbuffer* request_out;  // serialized request on its way to the server
+  // The request on its way to the server: its head, then its body.
+  std::string request_head;
+  evbuffer* request_out;
+  // A response head for the client that waits for nothing in the
+  // connection's output: it goes out first (writeFrom).
+  std::string response_head;
 };
 
 inline void deleteExchange(Exchange* exchange) {

@@ -102,6 +102,7 @@ class HeadBuffer {
     put("HTTP/1.1 ").putNumber(static_cast<uint64_t>(status)).put(' ').put(reason).put("\r\n");
   }
   void addTo(evbuffer* out) const { evbuffer_add(out, bytes_.data(), length_); }
+  std::string_view view() const { return {bytes_.data(), length_}; }
 
  private:
   // Copies s to p; the byte after it. (A default string_view has no data to copy from.)
@@ -134,8 +135,8 @@ void endResponseHead(HeadBuffer& head, int client_minor, bool close,
 
 }  // namespace
 
-void writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
-                              const ForwardInfo& info, evbuffer* out) {
+std::string_view writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
+                                          const ForwardInfo& info) {
   HeadBuffer& head = HeadBuffer::forThread();
   HopByHop hop_by_hop(request);
   head.put(request.method).put(' ').put(target).put(" HTTP/1.1\r\n");
@@ -166,11 +167,12 @@ void writeUpstreamRequestHead(const MessageHead& request, std::string_view targe
     head.contentLength(request.content_length);
   }
   head.put("\r\n");
-  head.addTo(out);
+  return head.view();
 }
 
-void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
-                                 bool close, evbuffer* out, std::string_view extra_headers) {
+std::string_view writeDownstreamResponseHead(const MessageHead& response, int client_minor,
+                                             bool chunked, bool close,
+                                             std::string_view extra_headers) {
   HeadBuffer& head = HeadBuffer::forThread();
   HopByHop hop_by_hop(response);
   head.statusLine(response.status, response.reason);
@@ -187,7 +189,7 @@ void writeDownstreamResponseHead(const MessageHead& response, int client_minor, 
     head.header("Transfer-Encoding", "chunked");
   }
   endResponseHead(head, client_minor, close, extra_headers);
-  head.addTo(out);
+  return head.view();
 }
 
 void writeStoredResponseHead(int status, std::string_view reason, std::string_view lines,

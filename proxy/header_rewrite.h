@@ -22,15 +22,20 @@ struct ForwardInfo {
 // Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding, and
 // whatever the message's Connection header names.
 
+// The two heads of every proxied exchange are returned, not added to a
+// buffer, so that the connection can send them from where they are: they stay
+// valid until the thread writes its next head.
+
 // HTTP/1.1 request head for a server; `target` in origin form.
-void writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
-                              const ForwardInfo& info, evbuffer* out);
+std::string_view writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
+                                          const ForwardInfo& info);
 
 // Response head for a client. `chunked`: re-frame the body as chunks;
 // `close`: the proxy closes the connection after this response;
 // `extra_headers`: complete header lines the proxy adds (rate limit state).
-void writeDownstreamResponseHead(const MessageHead& response, int client_minor, bool chunked,
-                                 bool close, evbuffer* out, std::string_view extra_headers = {});
+std::string_view writeDownstreamResponseHead(const MessageHead& response, int client_minor,
+                                             bool chunked, bool close,
+                                             std::string_view extra_headers = {});
 
 // A complete response produced by the proxy itself.
 void writeProxyResponse(int status, std::string_view content_type, std::string_view body,

@@ -178,25 +178,32 @@ IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool
   return IoResult::Progress;
 }
 
-IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written) {
+IoResult writeFrom(int fd, std::string& head, evbuffer* buffer, size_t& bytes_written) {
   bytes_written = 0;
-  while (evbuffer_get_length(buffer) > 0) {
+  while (true) {
     constexpr int kMaxVecs = 16;
-    evbuffer_iovec vec[kMaxVecs];
-    int n = evbuffer_peek(buffer, -1, nullptr, vec, kMaxVecs);
     iovec iov[kMaxVecs];
-    n = std::min(n, kMaxVecs);
-    for (int i = 0; i < n; ++i) iov[i] = {vec[i].iov_base, vec[i].iov_len};
+    int n = 0;
+    if (!head.empty()) iov[n++] = {head.data(), head.size()};
+    // (An empty evbuffer may still hold an empty chain, which peek would count.)
+    if (evbuffer_get_length(buffer) > 0) {
+      evbuffer_iovec vec[kMaxVecs];
+      int chains = std::min(evbuffer_peek(buffer, -1, nullptr, vec, kMaxVecs - n), kMaxVecs - n);
+      for (int i = 0; i < chains; ++i) iov[n++] = {vec[i].iov_base, vec[i].iov_len};
+    }
+    if (n == 0) return IoResult::Progress;
     ssize_t sent = transmit(fd, iov, n);
     if (sent < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::WouldBlock;
       return IoResult::Error;
     }
-    evbuffer_drain(buffer, static_cast<size_t>(sent));
+    size_t from_head = std::min(static_cast<size_t>(sent), head.size());
+    head.erase(0, from_head);
+    if (static_cast<size_t>(sent) > from_head)
+      evbuffer_drain(buffer, static_cast<size_t>(sent) - from_head);
     bytes_written += static_cast<size_t>(sent);
   }
-  return IoResult::Progress;
 }
 
 }  // namespace crest::proxy

@@ -76,7 +76,11 @@ bool endRead(evbuffer* buffer, ReadSpace& space, long got, bool& reads_large);
 IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
                   ReadScratch& scratch, bool& reads_large);
 
-// Writes from `buffer` until it is empty or the socket would block.
-IoResult writeFrom(int fd, evbuffer* buffer, size_t& bytes_written);
+// Writes `head`, then `buffer`, until both are empty or the socket would
+// block; what is sent leaves them. A message's head waits in a string rather
+// than in the buffer: added to an empty evbuffer, it would cost a chain's
+// allocation and, once sent, its free (a quarter of the evbuffer work of a
+// small exchange), and it goes out with the body in one call all the same.
+IoResult writeFrom(int fd, std::string& head, evbuffer* buffer, size_t& bytes_written);
 
 }  // namespace crest::proxy

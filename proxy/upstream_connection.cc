@@ -99,10 +99,10 @@ void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   if (self->handler_) self->handler_->onUpstreamTimeout();
 }
 
-bool UpstreamConnection::flush(evbuffer* out) {
+bool UpstreamConnection::flush(std::string& head, evbuffer* body) {
   if (state_ != State::Connected || broken_) return !broken_;
   size_t written = 0;
-  IoResult r = writeFrom(fd_, out, written);
+  IoResult r = writeFrom(fd_, head, body, written);
   if (r == IoResult::Error) broken_ = true;
   return !broken_;
 }

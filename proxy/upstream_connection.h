@@ -42,8 +42,8 @@ class UpstreamConnection {
   bool connect(std::chrono::milliseconds timeout);
   void attach(Handler* handler) { handler_ = handler; }
 
-  // Sends what it can of `out`; false when the connection broke.
-  bool flush(evbuffer* out);
+  // Sends what it can of `head`, then of `body`; false when the connection broke.
+  bool flush(std::string& head, evbuffer* body);
   // Reads what the socket has, up to `cap` buffered bytes (small reads
   // through the worker's `scratch`: readInto).
   void pullInput(size_t cap, ReadScratch& scratch);

@@ -171,6 +171,50 @@ TEST_CASE("readInto copies small reads from the scratch memory and reads large o
   CHECK(r.scratch.bytes[0] == 'x');
 }
 
+TEST_CASE("writeFrom sends the head before the buffer, and keeps what the socket would not take") {
+  SocketPair s;
+  int small = 4096;
+  REQUIRE(::setsockopt(s.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n";
+  const std::string sent_head = head;
+  std::string body(200000, 'b');
+  auto out = test::makeBuffer();
+  evbuffer_add(out.get(), body.data(), body.size());
+  size_t written = 0;
+  std::string received;
+  auto receive = [&] {
+    char chunk[65536];
+    ssize_t n;
+    while ((n = ::read(s.theirs, chunk, sizeof chunk)) > 0) received.append(chunk, size_t(n));
+  };
+  REQUIRE(writeFrom(s.ours, head, out.get(), written) == IoResult::WouldBlock);
+  CHECK(written > 0);
+  CHECK(written < sent_head.size() + body.size());
+  CHECK(head.empty());
+  CHECK(evbuffer_get_length(out.get()) == sent_head.size() + body.size() - written);
+  for (int turn = 0; turn < 1000 && evbuffer_get_length(out.get()) > 0; ++turn) {
+    receive();
+    REQUIRE(writeFrom(s.ours, head, out.get(), written) != IoResult::Error);
+  }
+  receive();
+  CHECK(received == sent_head + body);
+
+  // A head the socket takes only part of keeps its unsent rest, ahead of the buffer.
+  received.clear();
+  std::string big_head(300000, 'h');
+  evbuffer_add(out.get(), "tail", 4);
+  REQUIRE(writeFrom(s.ours, big_head, out.get(), written) == IoResult::WouldBlock);
+  CHECK(big_head.size() == 300000 - written);
+  CHECK(evbuffer_get_length(out.get()) == 4);
+  for (int turn = 0; turn < 1000 && (!big_head.empty() || evbuffer_get_length(out.get()) > 0);
+       ++turn) {
+    receive();
+    REQUIRE(writeFrom(s.ours, big_head, out.get(), written) != IoResult::Error);
+  }
+  receive();
+  CHECK(received == std::string(300000, 'h') + "tail");
+}
+
 TEST_CASE("tlsRead takes every record that has arrived in one read and stops there") {
   TlsPair t;
   Reader r;
