@@ -269,6 +269,9 @@ void DownstreamConnection::pump() {
     if (!handshake_done_ && !handshake()) break;
     bool progress = readClient();
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
+    // parseRequestHead takes what readClient left in the worker's scratch
+    // memory; should it ever return early, the bytes must not stay there.
+    keepInput(in_, std::exchange(unparsed_, {}));
     // A queued request's body waits in the input buffer, behind its head.
     bool waiting = exchange_ && (exchange_->waiter || exchange_->fill_waiter);
     if (phase_ == Phase::Proxying && !waiting) progress |= forwardRequestBody();
@@ -341,10 +344,13 @@ bool DownstreamConnection::readClient() {
                    : kHighWater;
   if (bufferedBytes(in_) >= cap) return false;
   size_t got = 0;
+  // A request head that comes in one read is parsed where it was read, by
+  // parseRequestHead, which pump calls next.
+  bool head_next = phase_ == Phase::AwaitingRequest && unsentBytes() < kHighWater;
   switch (ssl_ ? tlsRead(ssl_, in_, cap, got, client_closing_, worker_.readScratch(),
                          client_reads_large_)
                : readInto(fd_, in_, cap, got, client_closing_, worker_.readScratch(),
-                          client_reads_large_)) {
+                          client_reads_large_, head_next ? &unparsed_ : nullptr)) {
     case IoResult::WouldBlock:
       client_readable_ = false;
       break;
@@ -376,6 +382,12 @@ size_t DownstreamConnection::unsentBytes() const {
   return (exchange_ ? exchange_->response_head.size() : 0) + bufferedBytes(out_);
 }
 
+void DownstreamConnection::keepInput(evbuffer* buffer, std::string_view unparsed) {
+  // What follows a head read where it landed (a body, a next message) waits
+  // in the buffer like any other input, before the worker's next read.
+  if (!unparsed.empty()) evbuffer_add(buffer, unparsed.data(), unparsed.size());
+}
+
 bool DownstreamConnection::requestStarted() const {
   return exchange_ && exchange_->request_parser.started();
 }
@@ -384,7 +396,7 @@ bool DownstreamConnection::parseRequestHead() {
   // A client that does not read its responses gets no more of its pipelined requests served.
   if (unsentBytes() >= kHighWater) return false;
   if (!exchange_) {
-    if (bufferedBytes(in_) == 0) {
+    if (bufferedBytes(in_) == 0 && unparsed_.empty()) {
       // Idle, nothing to parse: a client that hung up now is done.
       if (client_eof_) closeNow();
       return client_eof_;
@@ -394,9 +406,15 @@ bool DownstreamConnection::parseRequestHead() {
     if (out_ == nullptr) out_ = worker_.takeBuffer();
   }
   bool was_started = exchange_->request_parser.started();
-  size_t before = bufferedBytes(in_);
-  BodyEncoder none;
-  Http1Parser::Event ev = exchange_->request_parser.parse(in_, none, 0);
+  size_t before = bufferedBytes(in_) + unparsed_.size();
+  Http1Parser::Event ev;
+  if (!unparsed_.empty()) {
+    ev = exchange_->request_parser.parseHead(unparsed_);
+    keepInput(in_, std::exchange(unparsed_, {}));
+  } else {
+    BodyEncoder none;
+    ev = exchange_->request_parser.parse(in_, none, 0);
+  }
   if (!was_started && exchange_->request_parser.started())
     timer_.setIn(runtime_->config().timeouts.client_header);
   switch (ev) {
@@ -914,11 +932,20 @@ bool DownstreamConnection::driveUpstream() {
   while (exchange_->upstream && phase_ == Phase::Proxying) {
     size_t out_bytes = unsentBytes();
     if (out_bytes >= kHighWater) break;
-    exchange_->upstream->pullInput(kHighWater, worker_.readScratch());
+    // A response head that came in one read is parsed where it was read.
+    std::string_view fresh;
+    exchange_->upstream->pullInput(kHighWater, worker_.readScratch(),
+                                   exchange_->response_parser.awaitingHead() ? &fresh : nullptr);
     evbuffer* input = exchange_->upstream->input();
-    size_t before = evbuffer_get_length(input);
-    Http1Parser::Event ev =
-        exchange_->response_parser.parse(input, exchange_->response_body, kHighWater - out_bytes);
+    size_t before = evbuffer_get_length(input) + fresh.size();
+    Http1Parser::Event ev;
+    if (!fresh.empty()) {
+      ev = exchange_->response_parser.parseHead(fresh);
+      keepInput(input, fresh);
+    } else {
+      ev =
+          exchange_->response_parser.parse(input, exchange_->response_body, kHighWater - out_bytes);
+    }
     size_t after = evbuffer_get_length(input);
     progress |= after != before;
     if (ev == Http1Parser::Event::NeedMore &&

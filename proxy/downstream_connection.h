@@ -72,6 +72,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool parseRequestHead();
   // A request head has begun to arrive (and is not yet complete or refused).
   bool requestStarted() const;
+  static void keepInput(evbuffer* buffer, std::string_view unparsed);
   // Bytes for the client not yet sent: a waiting response head and out_.
   size_t unsentBytes() const;
   bool forwardRequestBody();
@@ -162,6 +163,9 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool client_eof_ = false;
   bool client_error_ = false;
   bool client_reads_large_ = false;  // readInto's record of the last read
+  // A request head's bytes that readClient left in the worker's scratch
+  // memory for parseRequestHead; empty between calls of pump.
+  std::string_view unparsed_;
   std::chrono::steady_clock::time_point client_activity_;
 
   // The request being served, from its first byte until the connection

@@ -331,51 +331,65 @@ Http1Parser::Event Http1Parser::parse(evbuffer* in, BodyEncoder& body, size_t bo
         if (evbuffer_get_length(in) == 0) return Event::NeedMore;
         evbuffer_iovec vec;
         evbuffer_peek(in, -1, nullptr, &vec, 1);
-        const char* data = static_cast<const char*>(vec.iov_base);
-        size_t len = vec.iov_len;
-        if (state_ == State::Head) {
-          // Never parse past the head limit: one byte over it proves the overflow.
-          len = std::min<uint64_t>(len, limits_.max_head_bytes + 1 - head_bytes_);
-        } else {
-          if (budget == 0) return Event::NeedMore;
-          len = std::min(len, budget);
-        }
-        uint64_t body_before = body_bytes_;
-        llhttp_errno_t err = llhttp_execute(&parser_, data, len);
-        size_t consumed =
-            err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-        if (state_ == State::Head) {
-          head_bytes_ += consumed;
-          if (const char* problem = scanHead(data, consumed)) {
-            return fail(kind_ == Kind::Request ? 400 : 502, problem);
-          }
-        }
-        budget -= std::min<uint64_t>(budget, body_bytes_ - body_before);
+        size_t consumed = 0;
+        std::optional<Event> ev =
+            execute(static_cast<const char*>(vec.iov_base), vec.iov_len, budget, consumed);
         evbuffer_drain(in, consumed);
-        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-          if (err == HPE_PAUSED_UPGRADE) {
-            llhttp_resume_after_upgrade(&parser_);
-          } else {
-            llhttp_resume(&parser_);
-          }
-          return afterPause();
-        }
-        if (err != HPE_OK) {
-          int status = callback_error_status_ ? callback_error_status_
-                                              : (kind_ == Kind::Request ? 400 : 502);
-          std::string reason =
-              !error_reason_.empty() ? error_reason_ : llhttp_get_error_reason(&parser_);
-          return fail(status, reason);
-        }
-        if (state_ == State::Head && head_bytes_ > limits_.max_head_bytes) {
-          if (kind_ == Kind::Response) return fail(502, "response head too large");
-          return url_complete_ ? fail(431, "request header fields too large")
-                               : fail(414, "request URI too long");
-        }
+        if (ev) return *ev;
         break;
       }
     }
   }
+}
+
+Http1Parser::Event Http1Parser::parseHead(std::string_view& bytes) {
+  if (state_ != State::Head || bytes.empty()) return Event::NeedMore;
+  size_t budget = 0;
+  size_t consumed = 0;
+  std::optional<Event> ev = execute(bytes.data(), bytes.size(), budget, consumed);
+  bytes.remove_prefix(consumed);
+  return ev.value_or(Event::NeedMore);
+}
+
+std::optional<Http1Parser::Event> Http1Parser::execute(const char* data, size_t len, size_t& budget,
+                                                       size_t& consumed) {
+  if (state_ == State::Head) {
+    // Never parse past the head limit: one byte over it proves the overflow.
+    len = std::min<uint64_t>(len, limits_.max_head_bytes + 1 - head_bytes_);
+  } else {
+    if (budget == 0) return Event::NeedMore;
+    len = std::min(len, budget);
+  }
+  uint64_t body_before = body_bytes_;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  consumed = err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+  if (state_ == State::Head) {
+    head_bytes_ += consumed;
+    if (const char* problem = scanHead(data, consumed)) {
+      return fail(kind_ == Kind::Request ? 400 : 502, problem);
+    }
+  }
+  budget -= std::min<uint64_t>(budget, body_bytes_ - body_before);
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    if (err == HPE_PAUSED_UPGRADE) {
+      llhttp_resume_after_upgrade(&parser_);
+    } else {
+      llhttp_resume(&parser_);
+    }
+    return afterPause();
+  }
+  if (err != HPE_OK) {
+    int status =
+        callback_error_status_ ? callback_error_status_ : (kind_ == Kind::Request ? 400 : 502);
+    std::string reason = !error_reason_.empty() ? error_reason_ : llhttp_get_error_reason(&parser_);
+    return fail(status, reason);
+  }
+  if (state_ == State::Head && head_bytes_ > limits_.max_head_bytes) {
+    if (kind_ == Kind::Response) return fail(502, "response head too large");
+    return url_complete_ ? fail(431, "request header fields too large")
+                         : fail(414, "request URI too long");
+  }
+  return std::nullopt;
 }
 
 Http1Parser::Event Http1Parser::finishAtEof(BodyEncoder& body) {

@@ -9,7 +9,9 @@
 #include <llhttp.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "proxy/body_encoder.h"
 #include "proxy/http_message.h"
@@ -38,6 +40,10 @@ class Http1Parser {
   // Consumes from `in`. Body bytes go to `body`, at most `body_budget` per call
   // so the caller can stop while its output is full.
   Event parse(evbuffer* in, BodyEncoder& body, size_t body_budget);
+  // The same for bytes of a head that are not in a buffer: consumes from the
+  // front of `bytes` up to the head's end (Head), an error (Error), or all of
+  // them (NeedMore). Takes nothing unless awaitingHead().
+  Event parseHead(std::string_view& bytes);
   // The peer closed its side: Complete for an until-close body, NeedMore when
   // between messages, Error when a message was cut short.
   Event finishAtEof(BodyEncoder& body);
@@ -52,6 +58,7 @@ class Http1Parser {
   // Whether any byte of the current message has arrived.
   bool started() const { return state_ != State::Head || head_bytes_ > 0; }
   bool inBody() const { return state_ == State::LlhttpBody || state_ == State::LengthBody; }
+  bool awaitingHead() const { return state_ == State::Head; }
   uint64_t bodyBytes() const { return body_bytes_; }
   int errorStatus() const { return error_status_; }
   const std::string& errorReason() const { return error_reason_; }
@@ -82,6 +89,10 @@ class Http1Parser {
   // Checks head bytes as they are consumed; the reason to refuse them, or null.
   const char* scanHead(const char* data, size_t len);
   Event afterPause();
+  // Runs llhttp over head or llhttp-framed body bytes, within the head limit
+  // and the body `budget`; `consumed`: how many it took. An event to return,
+  // or none when all were taken and more may follow.
+  std::optional<Event> execute(const char* data, size_t len, size_t& budget, size_t& consumed);
 
   llhttp_t parser_;
   Kind kind_;

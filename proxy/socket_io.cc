@@ -144,7 +144,8 @@ ReadSpace beginRead(evbuffer* buffer, size_t limit, ReadScratch& scratch, bool r
   return space;
 }
 
-bool endRead(evbuffer* buffer, ReadSpace& space, long got, bool& reads_large) {
+bool endRead(evbuffer* buffer, ReadSpace& space, long got, bool& reads_large,
+             std::string_view* kept) {
   if (got <= 0) {
     int saved = errno;
     if (space.inPlace()) cancelReservation(buffer, &space.reserved);
@@ -153,19 +154,25 @@ bool endRead(evbuffer* buffer, ReadSpace& space, long got, bool& reads_large) {
   }
   size_t n = static_cast<size_t>(got);
   reads_large = n >= kLargeRead;
+  if (kept != nullptr && !space.inPlace() && n < space.size && evbuffer_get_length(buffer) == 0) {
+    *kept = std::string_view(space.data, n);
+    return true;
+  }
   if (!space.inPlace()) return evbuffer_add(buffer, space.data, n) == 0;
   space.reserved.iov_len = n;
   return evbuffer_commit_space(buffer, &space.reserved, 1) == 0;
 }
 
 IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
-                  ReadScratch& scratch, bool& reads_large) {
+                  ReadScratch& scratch, bool& reads_large, std::string_view* kept) {
   bytes_read = 0;
   while (evbuffer_get_length(buffer) < cap) {
     ReadSpace space = beginRead(buffer, ReadScratch::kSize, scratch, reads_large);
     if (space.data == nullptr) return IoResult::Error;
     ssize_t got = ::recv(fd, space.data, space.size, 0);
-    if (!endRead(buffer, space, got, reads_large)) return IoResult::Error;
+    // Only a first read may stay in the scratch memory: the next would overwrite it.
+    if (!endRead(buffer, space, got, reads_large, bytes_read == 0 && !until_eof ? kept : nullptr))
+      return IoResult::Error;
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return IoResult::WouldBlock;

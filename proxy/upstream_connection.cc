@@ -107,10 +107,10 @@ bool UpstreamConnection::flush(std::string& head, evbuffer* body) {
   return !broken_;
 }
 
-void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch) {
+void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch, std::string_view* kept) {
   if (state_ != State::Connected || !readable_ || peer_closed_ || broken_) return;
   size_t got = 0;
-  IoResult r = readInto(fd_, in_, cap, got, closing_, scratch, reads_large_);
+  IoResult r = readInto(fd_, in_, cap, got, closing_, scratch, reads_large_, kept);
   if (got > 0) last_activity_ = pool_.clock().now();
   switch (r) {
     case IoResult::WouldBlock:

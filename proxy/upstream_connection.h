@@ -45,8 +45,8 @@ class UpstreamConnection {
   // Sends what it can of `head`, then of `body`; false when the connection broke.
   bool flush(std::string& head, evbuffer* body);
   // Reads what the socket has, up to `cap` buffered bytes (small reads
-  // through the worker's `scratch`: readInto).
-  void pullInput(size_t cap, ReadScratch& scratch);
+  // through the worker's `scratch`; with `kept`, one may stay there: readInto).
+  void pullInput(size_t cap, ReadScratch& scratch, std::string_view* kept = nullptr);
 
   // Restarts the response clock: time to the next byte from the server.
   void expectResponseWithin(std::chrono::milliseconds timeout);

@@ -283,3 +283,40 @@ TEST_CASE("parser: malformed responses are 502") {
     CHECK(p.error_status == 502);
   }
 }
+
+TEST_CASE("parser: a head parsed where it was read leaves what follows it") {
+  Http1Parser parser(Http1Parser::Kind::Request, ParserLimits{});
+  std::string_view first = "POST /up HTTP/1.1\r\nHost: a\r\nContent-Le";
+  CHECK(parser.parseHead(first) == Event::NeedMore);
+  CHECK(first.empty());  // all taken: the parser keeps the partial head itself
+  std::string_view rest = "ngth: 4\r\n\r\nbodyGET / HTTP/1.1\r\n";
+  CHECK(parser.parseHead(rest) == Event::Head);
+  CHECK(rest == "bodyGET / HTTP/1.1\r\n");
+  CHECK(parser.head().target == "/up");
+  CHECK(parser.head().content_length == 4);
+  // Past the head, body bytes are the buffer's business: nothing is taken.
+  std::string_view body = rest;
+  CHECK(parser.parseHead(body) == Event::NeedMore);
+  CHECK(body == rest);
+  // The body then comes from a buffer as before.
+  auto in = makeBuffer();
+  auto out = makeBuffer();
+  BodyEncoder encoder(out.get(), false);
+  evbuffer_add(in.get(), body.data(), body.size());
+  CHECK(parser.parse(in.get(), encoder, 1 << 20) == Event::Complete);
+  CHECK(text(out.get()) == "body");
+  CHECK(text(in.get()) == "GET / HTTP/1.1\r\n");
+}
+
+TEST_CASE("parser: a head parsed where it was read is checked as any other") {
+  Http1Parser folded(Http1Parser::Kind::Request, ParserLimits{});
+  std::string_view bytes = "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n";
+  CHECK(folded.parseHead(bytes) == Event::Error);
+  CHECK(folded.errorStatus() == 400);
+  CHECK(folded.errorReason() == "obsolete line folding");
+
+  Http1Parser small(Http1Parser::Kind::Request, ParserLimits{32, 100});
+  std::string_view big = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef\r\n\r\n";
+  CHECK(small.parseHead(big) == Event::Error);
+  CHECK(small.errorStatus() == 431);
+}

@@ -215,6 +215,36 @@ TEST_CASE("writeFrom sends the head before the buffer, and keeps what the socket
   CHECK(received == std::string(300000, 'h') + "tail");
 }
 
+TEST_CASE("readInto leaves one small read in the scratch memory when asked, and only then") {
+  SocketPair s;
+  Reader r;
+  std::string_view kept;
+  s.send("GET / HTTP/1.1\r\n\r\n");
+  REQUIRE(readInto(s.ours, r.in.get(), 1 << 20, r.got, false, r.scratch, r.large, &kept) ==
+          IoResult::WouldBlock);
+  CHECK(kept == "GET / HTTP/1.1\r\n\r\n");
+  CHECK(kept.data() == r.scratch.bytes.get());
+  CHECK(evbuffer_get_length(r.in.get()) == 0);
+
+  // Behind bytes already buffered, a read joins them.
+  evbuffer_add(r.in.get(), "x", 1);
+  kept = {};
+  s.send("yz");
+  REQUIRE(readInto(s.ours, r.in.get(), 1 << 20, r.got, false, r.scratch, r.large, &kept) ==
+          IoResult::WouldBlock);
+  CHECK(kept.empty());
+  CHECK(r.take() == "xyz");
+
+  // A read that fills the scratch memory is not the socket's last: it goes to the buffer.
+  std::string big(ReadScratch::kSize + 100, 'b');
+  s.send(big);
+  kept = {};
+  REQUIRE(readInto(s.ours, r.in.get(), 1 << 20, r.got, false, r.scratch, r.large, &kept) ==
+          IoResult::WouldBlock);
+  CHECK(kept.empty());
+  CHECK(r.take() == big);
+}
+
 TEST_CASE("tlsRead takes every record that has arrived in one read and stops there") {
   TlsPair t;
   Reader r;
