@@ -164,17 +164,15 @@ class Waiter : public limits::AdmissionTicket,
 };
 
 DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
-                                           std::string listener, ListenerCells* listener_metrics,
-                                           SSL* ssl)
+                                           ListenerCells* listener_metrics, SSL* ssl)
     : worker_(worker),
       fd_(fd),
       peer_ip_(addressText(peer)),
       client_hash_(addressHash(peer)),
-      listener_name_(std::move(listener)),
       listener_metrics_(listener_metrics),
       ssl_(ssl),
-      handshake_done_(ssl == nullptr),
       timer_(worker.base(), worker.clock(), &DownstreamConnection::onTimer, this),
+      handshake_done_(ssl == nullptr),
       client_readable_(ssl != nullptr) {
   event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                      &DownstreamConnection::onEvent, this);
@@ -201,7 +199,7 @@ DownstreamConnection::~DownstreamConnection() {
 
 void DownstreamConnection::start() {
   runtime_ = worker_.runtime();
-  listener_ = runtime_->findListener(listener_name_);
+  listener_ = runtime_->findListener(listener());
   event_add(event_, nullptr);
   timer_.setIn(runtime_->config().timeouts.client_header);
 }
@@ -267,11 +265,14 @@ void DownstreamConnection::pump() {
   worker_.noteActivity();
   while (phase_ != Phase::Closed) {
     if (!handshake_done_ && !handshake()) break;
-    bool progress = readClient();
-    if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead();
+    // A request head that comes in one read is parsed where it was read:
+    // readClient leaves it in the worker's scratch memory for parseRequestHead.
+    std::string_view unparsed;
+    bool progress = readClient(unparsed);
+    if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead(unparsed);
     // parseRequestHead takes what readClient left in the worker's scratch
     // memory; should it ever return early, the bytes must not stay there.
-    keepInput(in_, std::exchange(unparsed_, {}));
+    keepInput(in_, unparsed);
     // A queued request's body waits in the input buffer, behind its head.
     bool waiting = exchange_ && (exchange_->waiter || exchange_->fill_waiter);
     if (phase_ == Phase::Proxying && !waiting) progress |= forwardRequestBody();
@@ -335,7 +336,7 @@ bool DownstreamConnection::handshake() {
   }
 }
 
-bool DownstreamConnection::readClient() {
+bool DownstreamConnection::readClient(std::string_view& unparsed) {
   if (!client_readable_ || client_eof_ || client_error_) return false;
   if (in_ == nullptr) in_ = worker_.takeBuffer();
   if (phase_ == Phase::Lingering) evbuffer_drain(in_, bufferedBytes(in_));
@@ -344,13 +345,11 @@ bool DownstreamConnection::readClient() {
                    : kHighWater;
   if (bufferedBytes(in_) >= cap) return false;
   size_t got = 0;
-  // A request head that comes in one read is parsed where it was read, by
-  // parseRequestHead, which pump calls next.
   bool head_next = phase_ == Phase::AwaitingRequest && unsentBytes() < kHighWater;
   switch (ssl_ ? tlsRead(ssl_, in_, cap, got, client_closing_, worker_.readScratch(),
                          client_reads_large_)
                : readInto(fd_, in_, cap, got, client_closing_, worker_.readScratch(),
-                          client_reads_large_, head_next ? &unparsed_ : nullptr)) {
+                          client_reads_large_, head_next ? &unparsed : nullptr)) {
     case IoResult::WouldBlock:
       client_readable_ = false;
       break;
@@ -392,11 +391,11 @@ bool DownstreamConnection::requestStarted() const {
   return exchange_ && exchange_->request_parser.started();
 }
 
-bool DownstreamConnection::parseRequestHead() {
+bool DownstreamConnection::parseRequestHead(std::string_view& unparsed) {
   // A client that does not read its responses gets no more of its pipelined requests served.
   if (unsentBytes() >= kHighWater) return false;
   if (!exchange_) {
-    if (bufferedBytes(in_) == 0 && unparsed_.empty()) {
+    if (bufferedBytes(in_) == 0 && unparsed.empty()) {
       // Idle, nothing to parse: a client that hung up now is done.
       if (client_eof_) closeNow();
       return client_eof_;
@@ -406,11 +405,11 @@ bool DownstreamConnection::parseRequestHead() {
     if (out_ == nullptr) out_ = worker_.takeBuffer();
   }
   bool was_started = exchange_->request_parser.started();
-  size_t before = bufferedBytes(in_) + unparsed_.size();
+  size_t before = bufferedBytes(in_) + unparsed.size();
   Http1Parser::Event ev;
-  if (!unparsed_.empty()) {
-    ev = exchange_->request_parser.parseHead(unparsed_);
-    keepInput(in_, std::exchange(unparsed_, {}));
+  if (!unparsed.empty()) {
+    ev = exchange_->request_parser.parseHead(unparsed);
+    keepInput(in_, std::exchange(unparsed, {}));
   } else {
     BodyEncoder none;
     ev = exchange_->request_parser.parse(in_, none, 0);
@@ -442,7 +441,7 @@ void DownstreamConnection::startExchange() {
   // New requests take the newest configuration; a listener it removed keeps
   // serving this connection on the configuration it was accepted under.
   if (worker_.runtime() != runtime_) {
-    if (const ListenerRuntime* l = worker_.runtime()->findListener(listener_name_)) {
+    if (const ListenerRuntime* l = worker_.runtime()->findListener(listener())) {
       runtime_ = worker_.runtime();
       listener_ = l;
     }
@@ -813,7 +812,7 @@ const PoolRuntime* DownstreamConnection::choosePool(const RouteTarget& target) {
 
 void DownstreamConnection::writeRequestHead() {
   const std::string& default_host =
-      exchange_->pool->servers.empty() ? listener_name_ : exchange_->pool->servers.front()->address;
+      exchange_->pool->servers.empty() ? listener() : exchange_->pool->servers.front()->address;
   ForwardInfo info{peer_ip_, ssl_ ? "https" : "http", exchange_->request_id, default_host};
   exchange_->request_head =
       writeUpstreamRequestHead(exchange_->request_parser.head(), exchange_->target, info);
@@ -1183,7 +1182,7 @@ void DownstreamConnection::recordExchange() {
     const MessageHead& head = exchange_->request_parser.head();
     AccessRecord r;
     r.client = peer_ip_;
-    r.listener = listener_name_;
+    r.listener = listener();
     r.method = head.method.empty() ? "-" : std::string_view(head.method);
     r.target = head.target.empty() ? "-" : std::string_view(head.target);
     r.version_minor = head.version_minor;

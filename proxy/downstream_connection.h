@@ -28,7 +28,8 @@ struct Exchange;
 class DownstreamConnection : public UpstreamConnection::Handler {
  public:
   // Takes ownership of `ssl` (null for plain HTTP), already bound to `fd`.
-  DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer, std::string listener,
+  // `listener_metrics` name the listener it was accepted on.
+  DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
                        ListenerCells* listener_metrics, SSL* ssl);
   ~DownstreamConnection() override;
   DownstreamConnection(const DownstreamConnection&) = delete;
@@ -41,7 +42,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void drain();
   // Closes at once, whatever is in flight (drain time is up).
   void abort();
-  const std::string& listener() const { return listener_name_; }
+  const std::string& listener() const { return listener_metrics_->listener; }
 
   void onUpstreamEvent() override;
   void onUpstreamTimeout() override;
@@ -67,9 +68,10 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // closing cannot reset a response it has yet to read, so no lingering
   // (NGINX lingers only in the same cases).
   bool clientDone() const;
-  bool readClient();
+  // `unparsed`: see pump.
+  bool readClient(std::string_view& unparsed);
   bool flushClient();
-  bool parseRequestHead();
+  bool parseRequestHead(std::string_view& unparsed);
   // A request head has begun to arrive (and is not yet complete or refused).
   bool requestStarted() const;
   static void keepInput(evbuffer* buffer, std::string_view unparsed);
@@ -144,14 +146,13 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   evbuffer* out_ = nullptr;
   std::string peer_ip_;
   uint64_t client_hash_;
-  std::string listener_name_;
   ListenerCells* listener_metrics_;
   SSL* ssl_;
-  bool handshake_done_;
   DeadlineTimer timer_;
   std::shared_ptr<const Runtime> runtime_;
   const ListenerRuntime* listener_ = nullptr;
   Phase phase_ = Phase::AwaitingRequest;
+  bool handshake_done_;
 
   // A plain socket's first read waits for its first EPOLLIN (epoll reports
   // data that came before the socket was added): reading at once, on the
@@ -163,16 +164,13 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool client_eof_ = false;
   bool client_error_ = false;
   bool client_reads_large_ = false;  // readInto's record of the last read
-  // A request head's bytes that readClient left in the worker's scratch
-  // memory for parseRequestHead; empty between calls of pump.
-  std::string_view unparsed_;
+  bool close_after_response_ = false;
+  bool served_one_ = false;  // a response was completed: a client reusing it may see a close
   std::chrono::steady_clock::time_point client_activity_;
 
   // The request being served, from its first byte until the connection
   // goes idle again (pump() lets it go).
   std::unique_ptr<Exchange> exchange_;
-  bool close_after_response_ = false;
-  bool served_one_ = false;  // a response was completed: a client reusing it may see a close
 };
 
 }  // namespace crest::proxy

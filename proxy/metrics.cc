@@ -86,7 +86,10 @@ RequestCells* Metrics::requestCells(const std::string& listener, const std::stri
 }
 
 ListenerCells* Metrics::listenerCells(const std::string& listener) {
-  return cellFor(listeners_, listener);
+  ListenerCells* cells = cellFor(listeners_, listener);
+  // Named when made, before any worker reads it.
+  if (cells->listener.empty()) cells->listener = listener;
+  return cells;
 }
 
 ServerCells* Metrics::serverCells(const std::string& pool, const std::string& server) {

@@ -65,6 +65,8 @@ struct RequestCells {
 };
 
 struct ListenerCells {
+  // The listener's name: its connections keep no copy (Metrics never drops a cell).
+  std::string listener;
   CounterCell connections_total;
   CounterCell connections_rejected;  // closed at accept: limits.max_connections reached
   GaugeCell connections_active;

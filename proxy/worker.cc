@@ -175,7 +175,7 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
       tlsAttach(ssl, client);
       SSL_set_accept_state(ssl);
     }
-    auto* conn = new DownstreamConnection(*w, client, peer, a->listener, a->metrics, ssl);
+    auto* conn = new DownstreamConnection(*w, client, peer, a->metrics, ssl);
     w->connections_.insert(conn);
     conn->start();
   }
