@@ -272,7 +272,7 @@ void DownstreamConnection::pump() {
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead(unparsed);
     // parseRequestHead takes what readClient left in the worker's scratch
     // memory; should it ever return early, the bytes must not stay there.
-    keepInput(in_, unparsed);
+    if (!unparsed.empty()) evbuffer_add(in_, unparsed.data(), unparsed.size());
     // A queued request's body waits in the input buffer, behind its head.
     bool waiting = exchange_ && (exchange_->waiter || exchange_->fill_waiter);
     if (phase_ == Phase::Proxying && !waiting) progress |= forwardRequestBody();
@@ -381,12 +381,6 @@ size_t DownstreamConnection::unsentBytes() const {
   return (exchange_ ? exchange_->response_head.size() : 0) + bufferedBytes(out_);
 }
 
-void DownstreamConnection::keepInput(evbuffer* buffer, std::string_view unparsed) {
-  // What follows a head read where it landed (a body, a next message) waits
-  // in the buffer like any other input, before the worker's next read.
-  if (!unparsed.empty()) evbuffer_add(buffer, unparsed.data(), unparsed.size());
-}
-
 bool DownstreamConnection::requestStarted() const {
   return exchange_ && exchange_->request_parser.started();
 }
@@ -406,14 +400,9 @@ bool DownstreamConnection::parseRequestHead(std::string_view& unparsed) {
   }
   bool was_started = exchange_->request_parser.started();
   size_t before = bufferedBytes(in_) + unparsed.size();
-  Http1Parser::Event ev;
-  if (!unparsed.empty()) {
-    ev = exchange_->request_parser.parseHead(unparsed);
-    keepInput(in_, std::exchange(unparsed, {}));
-  } else {
-    BodyEncoder none;
-    ev = exchange_->request_parser.parse(in_, none, 0);
-  }
+  BodyEncoder none;
+  Http1Parser::Event ev =
+      exchange_->request_parser.parse(std::exchange(unparsed, {}), in_, none, 0);
   if (!was_started && exchange_->request_parser.started())
     timer_.setIn(runtime_->config().timeouts.client_header);
   switch (ev) {
@@ -937,14 +926,8 @@ bool DownstreamConnection::driveUpstream() {
                                    exchange_->response_parser.awaitingHead() ? &fresh : nullptr);
     evbuffer* input = exchange_->upstream->input();
     size_t before = evbuffer_get_length(input) + fresh.size();
-    Http1Parser::Event ev;
-    if (!fresh.empty()) {
-      ev = exchange_->response_parser.parseHead(fresh);
-      keepInput(input, fresh);
-    } else {
-      ev =
-          exchange_->response_parser.parse(input, exchange_->response_body, kHighWater - out_bytes);
-    }
+    Http1Parser::Event ev = exchange_->response_parser.parse(fresh, input, exchange_->response_body,
+                                                             kHighWater - out_bytes);
     size_t after = evbuffer_get_length(input);
     progress |= after != before;
     if (ev == Http1Parser::Event::NeedMore &&

@@ -74,7 +74,6 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   bool parseRequestHead(std::string_view& unparsed);
   // A request head has begun to arrive (and is not yet complete or refused).
   bool requestStarted() const;
-  static void keepInput(evbuffer* buffer, std::string_view unparsed);
   // Bytes for the client not yet sent: a waiting response head and out_.
   size_t unsentBytes() const;
   bool forwardRequestBody();

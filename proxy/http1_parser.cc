@@ -342,6 +342,14 @@ Http1Parser::Event Http1Parser::parse(evbuffer* in, BodyEncoder& body, size_t bo
   }
 }
 
+Http1Parser::Event Http1Parser::parse(std::string_view fresh, evbuffer* in, BodyEncoder& body,
+                                      size_t body_budget) {
+  if (fresh.empty()) return parse(in, body, body_budget);
+  Event ev = parseHead(fresh);
+  if (!fresh.empty()) evbuffer_add(in, fresh.data(), fresh.size());
+  return ev == Event::NeedMore ? parse(in, body, body_budget) : ev;
+}
+
 Http1Parser::Event Http1Parser::parseHead(std::string_view& bytes) {
   if (state_ != State::Head || bytes.empty()) return Event::NeedMore;
   size_t budget = 0;

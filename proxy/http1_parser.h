@@ -40,9 +40,14 @@ class Http1Parser {
   // Consumes from `in`. Body bytes go to `body`, at most `body_budget` per call
   // so the caller can stop while its output is full.
   Event parse(evbuffer* in, BodyEncoder& body, size_t body_budget);
-  // The same for bytes of a head that are not in a buffer: consumes from the
-  // front of `bytes` up to the head's end (Head), an error (Error), or all of
-  // them (NeedMore). Takes nothing unless awaitingHead().
+  // The same for input that starts with `fresh` bytes not in a buffer (a
+  // read left in the worker's scratch memory, readInto's `kept`; `in` is
+  // then empty): a head among them is parsed where it is, and what follows
+  // it is added to `in`, where parsing goes on.
+  Event parse(std::string_view fresh, evbuffer* in, BodyEncoder& body, size_t body_budget);
+  // The head part of that: consumes from the front of `bytes` up to the
+  // head's end (Head), an error (Error), or all of them (NeedMore). Takes
+  // nothing unless awaitingHead().
   Event parseHead(std::string_view& bytes);
   // The peer closed its side: Complete for an until-close body, NeedMore when
   // between messages, Error when a message was cut short.
