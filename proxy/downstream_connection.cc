@@ -182,7 +182,12 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
 
 DownstreamConnection::~DownstreamConnection() {
   listener_metrics_->connections_active.add(-1);
-  releaseExchange();
+  // What the connection held serves the worker's next connections, as it
+  // does when a keep-alive connection goes idle.
+  if (exchange_) {
+    releaseExchange();
+    worker_.recycleExchange(std::move(exchange_));
+  }
   event_free(event_);
   if (ssl_ != nullptr) {
     // Freed without a close_notify sent, a session leaves OpenSSL's cache,
@@ -193,8 +198,8 @@ DownstreamConnection::~DownstreamConnection() {
     SSL_free(ssl_);
   }
   if (fd_ >= 0) ::close(fd_);
-  if (in_ != nullptr) evbuffer_free(in_);
-  if (out_ != nullptr) evbuffer_free(out_);
+  if (in_ != nullptr) worker_.recycleBuffer(in_);
+  if (out_ != nullptr) worker_.recycleBuffer(out_);
 }
 
 void DownstreamConnection::start() {

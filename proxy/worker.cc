@@ -235,6 +235,8 @@ evbuffer* Worker::takeBuffer() {
 }
 
 void Worker::recycleBuffer(evbuffer* buffer) {
+  // Idle connections give theirs back empty; a closed one may leave bytes.
+  if (size_t left = evbuffer_get_length(buffer)) evbuffer_drain(buffer, left);
   spare_buffers_.give(buffer);
 }
 

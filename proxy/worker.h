@@ -89,11 +89,11 @@ class Worker {
   void connectionClosed(DownstreamConnection* conn);
   // An exchange for a request about to start: a spare one when there is.
   std::unique_ptr<Exchange> takeExchange(ParserLimits request_limits);
-  // Takes back the finished exchange of a connection gone idle (released of
-  // everything it held), keeping a few spares.
+  // Takes back the finished exchange of a connection gone idle or closed
+  // (released of everything it held), keeping a few spares.
   void recycleExchange(std::unique_ptr<Exchange> exchange);
-  // An empty buffer, and one given back empty: like exchanges, the buffers
-  // of idle connections wait here for the next requests.
+  // An empty buffer, and one given back (emptied here): like exchanges, the
+  // buffers of idle and closed connections wait here for the next requests.
   evbuffer* takeBuffer();
   void recycleBuffer(evbuffer* buffer);
   // Where this worker's connections read small pieces (beginRead).

@@ -189,6 +189,29 @@ class ProxyCoreTest(CrestTestCase):
             c.read_response()
 
 
+class ClosedConnectionTest(CrestTestCase):
+    def test_what_a_closed_connection_left_never_reaches_the_next_one(self):
+        # One worker, so the next connection starts with the buffers and the
+        # exchange the closed one gave back (the worker reuses them).
+        web = self.backend("web")
+        self.crest(self.simple_config({"web": [web]}, workers=1), self.port)
+        for i in range(3):
+            gone = Client(self.port)
+            # A request in flight, and half of a pipelined one that stays unread.
+            gone.send("GET /sleep/100 HTTP/1.1\r\nHost: a\r\n\r\n"
+                      f"GET /echo?left-{i} HTTP/1.1\r\nHo")
+            time.sleep(0.05)
+            gone.close()
+            time.sleep(0.2)
+            c = Client(self.port)
+            c.request("GET", f"/echo?next-{i}")
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertIn(f'"/echo?next-{i}"', r.body.decode())
+            c.close()
+        self.assertFalse(any("left-" in line for line in web.requests_seen()))
+
+
 class ProxyErrorsTest(CrestTestCase):
     def test_no_route_is_404_and_the_connection_goes_on(self):
         web = self.backend("web")
