@@ -649,8 +649,14 @@ void DownstreamConnection::finishStore() {
                                         .count();
     runtime_->cache()->insert(std::move(exchange_->pending_store));
   }
+  dropStore();
+}
+
+void DownstreamConnection::dropStore() {
   exchange_->pending_store.reset();
-  exchange_->pending_body = std::string();
+  // Swapped, not assigned: assigning an empty string keeps the memory, and
+  // the exchange waits among its worker's spares with it.
+  std::string().swap(exchange_->pending_body);
   endCacheFill();
 }
 
@@ -1094,8 +1100,7 @@ void DownstreamConnection::releaseExchange() {
   releaseServer();
   exchange_->upstream.reset();
   endAdmission();
-  endCacheFill();
-  exchange_->pending_store.reset();
+  dropStore();
 }
 
 void DownstreamConnection::releaseServer() {

@@ -102,6 +102,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void prepareStore(const MessageHead& response);
   // Stores the completed response when prepared; ends a fill this request leads.
   void finishStore();
+  // Drops a response being stored, and its body so far; ends a fill this request leads.
+  void dropStore();
   void endCacheFill();
   // Lines added to every response of the route: RateLimit-*, X-Cache.
   std::string responseExtras() const;
