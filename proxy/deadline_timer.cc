@@ -14,13 +14,13 @@ void DeadlineTimer::arm(Clock::time_point deadline, Clock::time_point now) {
 
 void DeadlineTimer::set(Clock::time_point deadline) {
   deadline_ = deadline;
-  if (deadline < armed_) arm(deadline, clock_.now());
+  if (deadline < armed_) arm(deadline, loop_.clock().now());
 }
 
 bool DeadlineTimer::expired() {
   armed_ = Clock::time_point::max();
   if (deadline_ == Clock::time_point::max()) return false;
-  auto now = clock_.now();
+  auto now = loop_.clock().now();
   if (now >= deadline_) {
     deadline_ = Clock::time_point::max();
     return true;

@@ -10,7 +10,7 @@
 
 #include <chrono>
 
-#include "proxy/loop_clock.h"
+#include "proxy/event_loop.h"
 
 namespace crest::proxy {
 
@@ -18,14 +18,14 @@ class DeadlineTimer {
  public:
   using Clock = LoopClock::Clock;
 
-  DeadlineTimer(event_base* base, LoopClock& clock, event_callback_fn callback, void* arg)
-      : clock_(clock), event_(evtimer_new(base, callback, arg)) {}
-  ~DeadlineTimer() { event_free(event_); }
+  DeadlineTimer(EventLoop& loop, event_callback_fn callback, void* arg)
+      : loop_(loop), event_(loop.makeEvent(-1, 0, callback, arg)) {}
+  ~DeadlineTimer() { loop_.releaseEvent(event_); }
   DeadlineTimer(const DeadlineTimer&) = delete;
   DeadlineTimer& operator=(const DeadlineTimer&) = delete;
 
   void set(Clock::time_point deadline);
-  void setIn(std::chrono::milliseconds timeout) { set(clock_.now() + timeout); }
+  void setIn(std::chrono::milliseconds timeout) { set(loop_.clock().now() + timeout); }
   void clear() { deadline_ = Clock::time_point::max(); }
   // For the callback: true when the deadline has passed (it is then
   // cleared); false when the event fired early (re-armed) or for nothing.
@@ -34,7 +34,7 @@ class DeadlineTimer {
  private:
   void arm(Clock::time_point deadline, Clock::time_point now);
 
-  LoopClock& clock_;
+  EventLoop& loop_;
   event* event_;
   Clock::time_point deadline_ = Clock::time_point::max();
   Clock::time_point armed_ = Clock::time_point::max();  // when the event fires; max: not armed

@@ -171,11 +171,11 @@ DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockadd
       client_hash_(addressHash(peer)),
       listener_metrics_(listener_metrics),
       ssl_(ssl),
-      timer_(worker.base(), worker.clock(), &DownstreamConnection::onTimer, this),
+      timer_(worker.loop(), &DownstreamConnection::onTimer, this),
       handshake_done_(ssl == nullptr),
       client_readable_(ssl != nullptr) {
-  event_ = event_new(worker_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
-                     &DownstreamConnection::onEvent, this);
+  event_ = worker_.loop().makeEvent(fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
+                                    &DownstreamConnection::onEvent, this);
 
   listener_metrics_->connections_active.add(1);
 }
@@ -188,7 +188,7 @@ DownstreamConnection::~DownstreamConnection() {
     releaseExchange();
     worker_.recycleExchange(std::move(exchange_));
   }
-  event_free(event_);
+  worker_.loop().releaseEvent(event_);
   if (ssl_ != nullptr) {
     // Freed without a close_notify sent, a session leaves OpenSSL's cache,
     // and most clients hang up without one: their session ids (and TLS 1.3

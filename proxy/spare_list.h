@@ -13,9 +13,7 @@ template <typename T, void (*Free)(T*), size_t Capacity>
 class SpareList {
  public:
   SpareList() = default;
-  ~SpareList() {
-    for (T* spare : spares_) Free(spare);
-  }
+  ~SpareList() { clear(); }
   SpareList(const SpareList&) = delete;
   SpareList& operator=(const SpareList&) = delete;
 
@@ -25,6 +23,12 @@ class SpareList {
     T* spare = spares_.back();
     spares_.pop_back();
     return spare;
+  }
+
+  // Frees every spare now.
+  void clear() {
+    for (T* spare : spares_) Free(spare);
+    spares_.clear();
   }
 
   void give(T* object) {

@@ -12,16 +12,14 @@
 
 namespace crest::proxy {
 
-UpstreamConnection::UpstreamConnection(event_base* base, UpstreamPool& pool,
-                                       std::shared_ptr<UpstreamServer> server)
-    : base_(base),
-      pool_(pool),
+UpstreamConnection::UpstreamConnection(UpstreamPool& pool, std::shared_ptr<UpstreamServer> server)
+    : pool_(pool),
       server_(std::move(server)),
       in_(evbuffer_new()),
-      timer_(base, pool.clock(), &UpstreamConnection::onTimer, this) {}
+      timer_(pool.loop(), &UpstreamConnection::onTimer, this) {}
 
 UpstreamConnection::~UpstreamConnection() {
-  if (event_) event_free(event_);
+  if (event_) pool_.loop().releaseEvent(event_);
   if (fd_ >= 0) ::close(fd_);
   evbuffer_free(in_);
 }
@@ -41,8 +39,8 @@ bool UpstreamConnection::connect(std::chrono::milliseconds timeout) {
     state_ = State::Failed;
     return false;
   }
-  event_ = event_new(base_, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
-                     &UpstreamConnection::onEvent, this);
+  event_ = pool_.loop().makeEvent(fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
+                                  &UpstreamConnection::onEvent, this);
   event_add(event_, nullptr);
   timer_.setIn(timeout);
   return true;
@@ -91,7 +89,7 @@ void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
     // The response clock restarts on every read; the timer is only re-armed
     // lazily here, so reads stay free of timer operations.
     auto quiet_until = self->last_activity_ + self->response_timeout_;
-    if (self->pool_.clock().now() < quiet_until) {
+    if (self->pool_.loop().clock().now() < quiet_until) {
       self->timer_.set(quiet_until);
       return;
     }
@@ -111,7 +109,7 @@ void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch, std::string
   if (state_ != State::Connected || !readable_ || peer_closed_ || broken_) return;
   size_t got = 0;
   IoResult r = readInto(fd_, in_, cap, got, closing_, scratch, reads_large_, kept);
-  if (got > 0) last_activity_ = pool_.clock().now();
+  if (got > 0) last_activity_ = pool_.loop().clock().now();
   switch (r) {
     case IoResult::WouldBlock:
       readable_ = false;
@@ -129,7 +127,7 @@ void UpstreamConnection::pullInput(size_t cap, ReadScratch& scratch, std::string
 
 void UpstreamConnection::expectResponseWithin(std::chrono::milliseconds timeout) {
   response_timeout_ = timeout;
-  last_activity_ = pool_.clock().now();
+  last_activity_ = pool_.loop().clock().now();
   timer_.set(last_activity_ + timeout);
 }
 

@@ -33,7 +33,7 @@ class UpstreamConnection {
 
   enum class State { Connecting, Connected, Failed };
 
-  UpstreamConnection(event_base* base, UpstreamPool& pool, std::shared_ptr<UpstreamServer> server);
+  UpstreamConnection(UpstreamPool& pool, std::shared_ptr<UpstreamServer> server);
   ~UpstreamConnection();
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
@@ -73,7 +73,6 @@ class UpstreamConnection {
   static void onTimer(evutil_socket_t fd, short what, void* arg);
   void checkConnect();
 
-  event_base* base_;
   UpstreamPool& pool_;
   std::shared_ptr<UpstreamServer> server_;
   int fd_ = -1;

@@ -20,7 +20,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(
     conn->unpark();
     return conn;
   }
-  auto conn = std::make_unique<UpstreamConnection>(base_, *this, server);
+  auto conn = std::make_unique<UpstreamConnection>(*this, server);
   if (!conn->connect(timeouts.connect)) {
     connect_errno = conn->connectError();
     return nullptr;

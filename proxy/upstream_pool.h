@@ -16,7 +16,7 @@ namespace crest::proxy {
 
 class UpstreamPool {
  public:
-  UpstreamPool(event_base* base, LoopClock& clock) : base_(base), clock_(clock) {}
+  explicit UpstreamPool(EventLoop& loop) : loop_(loop) {}
   ~UpstreamPool();
 
   // An idle connection to `server`, or a new one being connected (null when
@@ -30,11 +30,10 @@ class UpstreamPool {
   void discard(UpstreamConnection* conn);
   // Closes every idle connection (shutdown).
   void clear();
-  LoopClock& clock() { return clock_; }
+  EventLoop& loop() { return loop_; }
 
  private:
-  event_base* base_;
-  LoopClock& clock_;
+  EventLoop& loop_;
   std::unordered_map<const UpstreamServer*, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 

@@ -20,20 +20,20 @@ namespace crest::proxy {
 
 Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
                int access_log_fd, ConnectionBudget& budget)
-    : base_(event_base_new()),
-      runtime_(std::move(runtime)),
-      upstream_pool_(base_, clock_),
+    : runtime_(std::move(runtime)),
+      upstream_pool_(loop_),
       budget_(budget),
       random_(std::random_device{}()) {
-  if (access_log_fd >= 0) access_log_ = std::make_unique<AccessLogWriter>(base_, access_log_fd);
-  tasks_event_ = event_new(base_, -1, EV_PERSIST, &Worker::onTasks, this);
+  if (access_log_fd >= 0)
+    access_log_ = std::make_unique<AccessLogWriter>(loop_.base(), access_log_fd);
+  tasks_event_ = event_new(loop_.base(), -1, EV_PERSIST, &Worker::onTasks, this);
   event_add(tasks_event_, nullptr);
   for (auto& s : sockets) addAcceptor(s);
 }
 
 void Worker::addAcceptor(const ListenSocket& s) {
   auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, s.metrics, nullptr});
-  a->ev = event_new(base_, s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
+  a->ev = event_new(loop_.base(), s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
   if (!draining_) event_add(a->ev, nullptr);
   acceptors_.push_back(std::move(a));
 }
@@ -53,7 +53,7 @@ void Worker::removeListener(const std::string& name, std::chrono::milliseconds d
   }
   // What is still busy when the drain time is up is closed.
   auto timer = std::make_unique<DrainTimer>(DrainTimer{this, name, nullptr});
-  timer->ev = evtimer_new(base_, &Worker::onDrainDeadline, timer.get());
+  timer->ev = evtimer_new(loop_.base(), &Worker::onDrainDeadline, timer.get());
   timeval tv = health::toTimeval(drain_timeout);
   evtimer_add(timer->ev, &tv);
   drain_timers_.push_back(std::move(timer));
@@ -92,7 +92,6 @@ Worker::~Worker() {
   for (auto& t : drain_timers_) event_free(t->ev);
   drain_timers_.clear();
   event_free(tasks_event_);
-  event_base_free(base_);
 }
 
 void Worker::start() {
@@ -103,23 +102,25 @@ void Worker::start() {
 }
 
 void Worker::run() {
+  LoopClock& clock = loop_.clock();
+  event_base* base = loop_.base();
   while (true) {
-    clock_.nextTurn();
-    event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
-    if (event_base_got_break(base_)) return;
-    clock_.nextTurn();
-    BusyPoll poll(runtime_->config().busy_poll, clock_.now(), activity_);
+    clock.nextTurn();
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
+    if (event_base_got_break(base)) return;
+    clock.nextTurn();
+    BusyPoll poll(runtime_->config().busy_poll, clock.now(), activity_);
     // The turn's time, read here, is the one its events see.
-    while (poll.keepPolling(clock_.now(), activity_)) {
+    while (poll.keepPolling(clock.now(), activity_)) {
       // Polling must not delay a thread that needs this core (the machine's
       // other processes, when they share it).
       if (poll.idle()) {
         sched_yield();
-        clock_.nextTurn();
+        clock.nextTurn();
       }
-      event_base_loop(base_, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY);
-      if (event_base_got_break(base_)) return;
-      clock_.nextTurn();
+      event_base_loop(base, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY);
+      if (event_base_got_break(base)) return;
+      clock.nextTurn();
     }
   }
 }
@@ -211,11 +212,11 @@ void Worker::setRuntime(std::shared_ptr<const Runtime> runtime, std::vector<List
 void Worker::forceStop() {
   // Through the task queue: a break requested from another thread while the
   // worker is between two polls would otherwise be cleared by the next one.
-  post([this] { event_base_loopbreak(base_); });
+  post([this] { event_base_loopbreak(loop_.base()); });
 }
 
 void Worker::maybeExit() {
-  if (draining_ && connections_.empty()) event_base_loopbreak(base_);
+  if (draining_ && connections_.empty()) event_base_loopbreak(loop_.base());
 }
 
 std::unique_ptr<Exchange> Worker::takeExchange(ParserLimits request_limits) {

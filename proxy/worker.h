@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "proxy/access_log.h"
+#include "proxy/event_loop.h"
 #include "proxy/exchange.h"
-#include "proxy/loop_clock.h"
 #include "proxy/runtime.h"
 #include "proxy/socket_io.h"
 #include "proxy/spare_list.h"
@@ -78,9 +78,10 @@ class Worker {
   void onExit(std::function<void()> callback) { on_exit_ = std::move(callback); }
 
   // Worker-thread only below.
-  event_base* base() { return base_; }
+  event_base* base() { return loop_.base(); }
+  EventLoop& loop() { return loop_; }
   // The time of this loop turn, for the worker's connections.
-  LoopClock& clock() { return clock_; }
+  LoopClock& clock() { return loop_.clock(); }
   UpstreamPool& upstreamPool() { return upstream_pool_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   bool draining() const { return draining_; }
@@ -132,8 +133,7 @@ class Worker {
   // The event loop, with the busy poll between events (proxy/busy_poll.h).
   void run();
 
-  event_base* base_;
-  LoopClock clock_;
+  EventLoop loop_;  // first: what follows frees its events on it
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::vector<std::unique_ptr<DrainTimer>> drain_timers_;
