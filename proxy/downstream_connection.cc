@@ -184,10 +184,7 @@ DownstreamConnection::~DownstreamConnection() {
   listener_metrics_->connections_active.add(-1);
   // What the connection held serves the worker's next connections, as it
   // does when a keep-alive connection goes idle.
-  if (exchange_) {
-    releaseExchange();
-    worker_.recycleExchange(std::move(exchange_));
-  }
+  if (exchange_) giveBackExchange();
   worker_.loop().releaseEvent(event_);
   if (ssl_ != nullptr) {
     // Freed without a close_notify sent, a session leaves OpenSSL's cache,
@@ -313,10 +310,7 @@ void DownstreamConnection::pump() {
     // Idle until the client asks again, maybe for a long time: hold no
     // per-request memory meanwhile. Only here, where no caller up the stack
     // still uses the exchange.
-    if (exchange_ && exchange_->response_head.empty()) {
-      releaseExchange();
-      worker_.recycleExchange(std::move(exchange_));
-    }
+    if (exchange_ && exchange_->response_head.empty()) giveBackExchange();
     if (in_ != nullptr) worker_.recycleBuffer(std::exchange(in_, nullptr));
     if (out_ != nullptr && unsentBytes() == 0) worker_.recycleBuffer(std::exchange(out_, nullptr));
   }
@@ -1101,6 +1095,11 @@ void DownstreamConnection::releaseExchange() {
   exchange_->upstream.reset();
   endAdmission();
   dropStore();
+}
+
+void DownstreamConnection::giveBackExchange() {
+  releaseExchange();
+  worker_.recycleExchange(std::move(exchange_));
 }
 
 void DownstreamConnection::releaseServer() {

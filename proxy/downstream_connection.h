@@ -125,6 +125,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // active count, the upstream connection, the pool slot or queue place, and
   // a cache fill others may be waiting for.
   void releaseExchange();
+  // Releases the exchange and gives it to the worker for a later request.
+  void giveBackExchange();
   void finishExchange();
   // Counts the exchange that just ended in the request metrics (once).
   void recordExchange();

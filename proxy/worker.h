@@ -78,7 +78,6 @@ class Worker {
   void onExit(std::function<void()> callback) { on_exit_ = std::move(callback); }
 
   // Worker-thread only below.
-  event_base* base() { return loop_.base(); }
   EventLoop& loop() { return loop_; }
   // The time of this loop turn, for the worker's connections.
   LoopClock& clock() { return loop_.clock(); }
