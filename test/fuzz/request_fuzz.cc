@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   evbuffer* out = evbuffer_new();
   crest::fuzz::feedInSteps(parser, data + 1, size - 1, step, 64, out, [&](const MessageHead& head) {
     ForwardInfo info{"192.0.2.1", "http", "id", "backend:80"};
-    writeUpstreamRequestHead(head, head.target, info, out);
+    std::string_view written = writeUpstreamRequestHead(head, head.target, info);
+    evbuffer_add(out, written.data(), written.size());
   });
   evbuffer_free(out);
   return 0;

@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.setNoBody(data[0] & 0x40);
   evbuffer* out = evbuffer_new();
   crest::fuzz::feedInSteps(parser, data + 1, size - 1, step, 16, out, [&](const MessageHead& head) {
-    writeDownstreamResponseHead(head, 1, true, false, out);
+    std::string_view written = writeDownstreamResponseHead(head, 1, true, false);
+    evbuffer_add(out, written.data(), written.size());
   });
   evbuffer_free(out);
   return 0;
