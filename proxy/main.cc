@@ -80,7 +80,9 @@ int main(int argc, char** argv) {
     return kUsageError;
   }
 
-  crest::proxy::Server server(config_path);
+  // Reloads read the file the start read, wherever the process is by then
+  // (a daemon changes to /); messages name it as it was given.
+  crest::proxy::Server server(std::filesystem::absolute(config_path).string());
   std::vector<crest::conf::ConfigError> errors;
   auto runtime = loadAll(config_path, server.metrics(), server.ticketKeys(), errors);
   if (!runtime) {

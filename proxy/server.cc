@@ -325,6 +325,11 @@ void Server::applyAccessLogPath(const std::string& path) {
 }
 
 void Server::reload() {
+  if (stopping_) {
+    // The listening sockets are closed already; the stop finishes on the configuration it has.
+    log::warn("reload: ignored, crest is stopping");
+    return;
+  }
   auto loaded = conf::loadConfigFile(config_path_);
   std::vector<conf::ConfigError> errors = loaded.errors;
   std::shared_ptr<const Runtime> next;

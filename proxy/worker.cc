@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "health/dispatcher.h"
 #include "proxy/busy_poll.h"
@@ -32,9 +33,13 @@ Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket>
 }
 
 void Worker::addAcceptor(const ListenSocket& s) {
+  if (draining_) {
+    ::close(s.fd);  // a listener added by a reload that raced the stop
+    return;
+  }
   auto a = std::make_unique<Acceptor>(Acceptor{this, s.listener, s.fd, s.metrics, nullptr});
   a->ev = event_new(loop_.base(), s.fd, EV_READ | EV_PERSIST, &Worker::onAccept, a.get());
-  if (!draining_) event_add(a->ev, nullptr);
+  event_add(a->ev, nullptr);
   acceptors_.push_back(std::move(a));
 }
 
@@ -44,8 +49,7 @@ void Worker::removeListener(const std::string& name, std::chrono::milliseconds d
       ++it;
       continue;
     }
-    event_free((*it)->ev);
-    ::close((*it)->fd);
+    closeAcceptor(**it);
     it = acceptors_.erase(it);
   }
   for (auto* c : connectionsOf(name)) {
@@ -85,10 +89,7 @@ Worker::~Worker() {
   connections_.clear();
   upstream_pool_.clear();
   access_log_.reset();
-  for (auto& a : acceptors_) {
-    event_free(a->ev);
-    ::close(a->fd);
-  }
+  for (auto& a : acceptors_) closeAcceptor(*a);
   for (auto& t : drain_timers_) event_free(t->ev);
   drain_timers_.clear();
   event_free(tasks_event_);
@@ -150,36 +151,44 @@ void Worker::runTasks() {
   for (auto& t : tasks) t();
 }
 
-void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
+void Worker::onAccept(evutil_socket_t, short, void* arg) {
   auto* a = static_cast<Acceptor*>(arg);
-  Worker* w = a->worker;
   // Several per wake-up, but bounded, so one busy listener cannot starve the loop.
-  for (int i = 0; i < 64; ++i) {
+  a->worker->acceptFrom(*a, 64);
+}
+
+void Worker::acceptFrom(Acceptor& a, int max) {
+  for (int i = 0; i < max; ++i) {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     int client =
-        ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ::accept4(a.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (client < 0) {
       if (errno == EMFILE || errno == ENFILE) log::error("accept: out of file descriptors");
       return;
     }
-    a->metrics->connections_total.add();
-    if (!w->budget_.take()) {
-      a->metrics->connections_rejected.add();
+    a.metrics->connections_total.add();
+    if (!budget_.take()) {
+      a.metrics->connections_rejected.add();
       ::close(client);
       continue;
     }
     SSL* ssl = nullptr;
-    const ListenerRuntime* listener = w->runtime_->findListener(a->listener);
+    const ListenerRuntime* listener = runtime_->findListener(a.listener);
     if (listener != nullptr && listener->tls) {
       ssl = listener->tls->newSession();
       tlsAttach(ssl, client);
       SSL_set_accept_state(ssl);
     }
-    auto* conn = new DownstreamConnection(*w, client, peer, a->metrics, ssl);
-    w->connections_.insert(conn);
+    auto* conn = new DownstreamConnection(*this, client, peer, a.metrics, ssl);
+    connections_.insert(conn);
     conn->start();
   }
+}
+
+void Worker::closeAcceptor(Acceptor& a) {
+  event_free(a.ev);
+  ::close(a.fd);
 }
 
 void Worker::connectionClosed(DownstreamConnection* conn) {
@@ -192,7 +201,14 @@ void Worker::connectionClosed(DownstreamConnection* conn) {
 void Worker::beginShutdown() {
   post([this] {
     draining_ = true;
-    for (auto& a : acceptors_) event_del(a->ev);
+    // Closed, not only unwatched, so that a balancer in front sees a refusal
+    // at once and retries elsewhere. The connections the kernel has already
+    // accepted for us are taken first: they are answered once (drain), not reset.
+    for (auto& a : acceptors_) {
+      acceptFrom(*a, std::numeric_limits<int>::max());
+      closeAcceptor(*a);
+    }
+    acceptors_.clear();
     for (auto* c : std::vector<DownstreamConnection*>(connections_.begin(), connections_.end())) {
       if (connections_.count(c)) c->drain();
     }

@@ -124,6 +124,12 @@ class Worker {
   };
   static void onDrainDeadline(evutil_socket_t fd, short what, void* arg);
   static void onAccept(evutil_socket_t fd, short what, void* arg);
+  // Accepts up to `max` connections waiting on the acceptor's socket.
+  void acceptFrom(Acceptor& acceptor, int max);
+  // Stops watching the acceptor's socket and closes it: from then on the
+  // kernel refuses new connections to it (or sends them to the other
+  // workers' sockets of the listener while those are open).
+  static void closeAcceptor(Acceptor& acceptor);
   void addAcceptor(const ListenSocket& socket);
   void removeListener(const std::string& name, std::chrono::milliseconds drain_timeout);
   static void onTasks(evutil_socket_t fd, short what, void* arg);

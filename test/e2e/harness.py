@@ -1,6 +1,7 @@
 """Helpers for end-to-end tests: start the real crest binary and real backend
 processes on free loopback ports, and talk HTTP to them as a client would."""
 
+import fcntl
 import json
 import os
 import random
@@ -23,11 +24,29 @@ _open_clients = []
 
 
 _given_ports = set()
+# One lock file per port handed out, held (flock) until this process exits:
+# test processes that ctest runs side by side never hand out the same port,
+# even in the moment between this check and the backend or crest binding it.
+_PORT_LOCKS = os.path.join(tempfile.gettempdir(), "crest-e2e-ports")
+_held_locks = []
+
+
+def _reserve(port):
+    os.makedirs(_PORT_LOCKS, exist_ok=True)
+    fd = os.open(os.path.join(_PORT_LOCKS, str(port)), os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_locks.append(fd)
+    return True
 
 
 def free_port():
     """A port nothing listens on, below Linux's ephemeral range (32768+) so it is
-    never the source port of a live connection, and never handed out twice."""
+    never the source port of a live connection, and never handed out twice, in
+    this process or in another test process running at the same time."""
     while True:
         port = random.randrange(20000, 32000)
         if port in _given_ports:
@@ -37,17 +56,35 @@ def free_port():
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        if not _reserve(port):
+            continue
         _given_ports.add(port)
         return port
 
 
-def wait_for_port(port, timeout=10.0, host="127.0.0.1"):
+def wait_until(predicate, timeout=5.0, what="the condition"):
+    """Polls predicate() until it is true; its last value. Fails with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.01)
+
+
+def wait_for_port(port, timeout=10.0, host="127.0.0.1", proc=None):
+    """Waits until something listens on the port; with `proc`, raises ProcessLookupError
+    as soon as that process has exited instead."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise ProcessLookupError(f"the process for port {port} exited with {proc.returncode}")
             time.sleep(0.02)
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
 
@@ -57,15 +94,22 @@ class Backend:
 
     def __init__(self, name, tmpdir, extra_args=()):
         self.name = name
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
         self.log_path = os.path.join(tmpdir, f"backend-{name}.log")
-        open(self.log_path, "w").close()
-        self.proc = subprocess.Popen(
-            [sys.executable, BACKEND, "--port", str(self.port), "--name", name, "--log", self.log_path,
-             *extra_args],
-            stdout=subprocess.DEVNULL)
-        wait_for_port(self.port)
+        # A port something outside the tests took after free_port() looked: another one.
+        for attempt in range(3):
+            self.port = free_port()
+            self.address = f"127.0.0.1:{self.port}"
+            open(self.log_path, "w").close()
+            self.proc = subprocess.Popen(
+                [sys.executable, BACKEND, "--port", str(self.port), "--name", name, "--log", self.log_path,
+                 *extra_args],
+                stdout=subprocess.DEVNULL)
+            try:
+                wait_for_port(self.port, proc=self.proc)
+                return
+            except ProcessLookupError:
+                if attempt == 2:
+                    raise
 
     def requests_seen(self):
         with open(self.log_path) as f:

@@ -10,7 +10,16 @@ import time
 import unittest
 
 from harness import (CREST, Client, CrestTestCase, admin_get, concurrently, free_port, get, run_crest,
-                     wait_for_port)
+                     wait_for_port, wait_until)
+
+
+def refuses(port):
+    """True when a connection to the port is refused."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
 
 
 class ReloadTest(CrestTestCase):
@@ -179,6 +188,20 @@ class StopTest(CrestTestCase):
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", self.port), timeout=1)
 
+    def test_sigterm_closes_the_listeners_while_the_request_in_flight_finishes(self):
+        # A balancer in front must see a refusal at once, to retry elsewhere.
+        web = self.backend("web")
+        crest = self.crest(self.simple_config({"web": [web]}), self.port)
+        busy = Client(self.port)
+        busy.request("GET", "/sleep/3000")
+        wait_until(lambda: "GET /sleep/3000" in web.requests_seen(), what="the request reaching the server")
+        crest.signal(signal.SIGTERM)
+        wait_until(lambda: refuses(self.port), timeout=2, what="a refused connection after SIGTERM")
+        self.assertIsNone(crest.proc.poll(), "crest exited before its request in flight finished")
+        r = busy.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(crest.proc.wait(5), 0)
+
     def test_sigterm_answers_a_connection_that_has_not_sent_its_request_yet(self):
         web = self.backend("web")
         crest = self.crest(self.simple_config({"web": [web]}), self.port)
@@ -270,6 +293,31 @@ class DaemonTest(CrestTestCase):
         for _ in range(20):
             self.assertEqual(get(self.port, "/bytes/1", headers={"Connection": "close"}).status, 200)
         self.assertIsNone(first.proc.poll())
+
+    def test_a_daemon_started_with_relative_paths_reloads_its_file(self):
+        a, b = self.backend("a"), self.backend("b")
+        with open(os.path.join(self.tmpdir, "daemon.yaml"), "w") as f:
+            f.write(self.simple_config({"web": [a]}))
+        os.mkdir(os.path.join(self.tmpdir, "run"))
+        args = [CREST, "-c", "daemon.yaml", "--daemon", "--pid-file", "run/crest.pid", "--log-file", "crest.log"]
+        started = subprocess.run(args, cwd=self.tmpdir, capture_output=True, text=True, timeout=10)
+        self.assertEqual(started.returncode, 0, started.stderr)
+        with open(os.path.join(self.tmpdir, "run", "crest.pid")) as f:
+            pid = int(f.read())
+        try:
+            self.assertEqual(get(self.port, "/").header("X-Backend"), "a")
+            with open(os.path.join(self.tmpdir, "daemon.yaml"), "w") as f:
+                f.write(self.simple_config({"web": [b]}, listen_port=self.port, admin_port=self.admin_port))
+            os.kill(pid, signal.SIGHUP)
+            wait_until(lambda: json.loads(admin_get(self.admin_port, "/status")[1])["generation"] == 2,
+                       what="generation 2")
+            self.assertEqual(get(self.port, "/").header("X-Backend"), "b")
+        finally:
+            os.kill(pid, signal.SIGTERM)
+        with open(os.path.join(self.tmpdir, "crest.log")) as f:
+            log = f.read()
+        self.assertIn("reload: generation 2 applied", log)
+        self.assertNotIn("error", log)
 
     def test_configuration_errors_are_reported_before_detaching(self):
         cfg = os.path.join(self.tmpdir, "bad.yaml")
