@@ -61,6 +61,7 @@ class Loader {
       errors_.addAt(0, 0, "", "the file is empty");
       return finish();
     }
+    reportDuplicateKeys(errors_, root, "");
     readRoot(root);
     return finish();
   }
@@ -69,6 +70,7 @@ class Loader {
   LoadResult finish() {
     LoadResult result;
     result.errors = errors_.all();
+    sortByPosition(result.errors);
     if (result.errors.empty()) result.config = std::make_shared<const Config>(std::move(config_));
     return result;
   }

@@ -98,6 +98,18 @@ std::optional<HostPort> parseHostPort(std::string_view text) {
   return out;
 }
 
+bool portOutOfRange(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view digits = text.substr(colon + 1);
+  if (digits.empty() || digits.size() > 19) return false;
+  uint64_t port = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return false;
+  return (port == 0 || port > 65535) &&
+         parseHostPort(std::string(text.substr(0, colon + 1)) + "1").has_value();
+}
+
 std::string formatDuration(Duration d) {
   auto ms = d.count();
   if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";

@@ -33,6 +33,8 @@ std::optional<uint64_t> parseSize(std::string_view text);
 
 // host:port, [v6]:port. The port must be 1..65535; the host non-empty.
 std::optional<HostPort> parseHostPort(std::string_view text);
+// Whether `text` is host:port but for a port of 0 or over 65535 (for a precise message).
+bool portOutOfRange(std::string_view text);
 
 // "1500ms" style rendering used in logs and messages.
 std::string formatDuration(Duration d);

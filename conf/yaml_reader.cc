@@ -1,7 +1,10 @@
 #include "conf/yaml_reader.h"
 
+#include <algorithm>
 #include <charconv>
+#include <map>
 #include <optional>
+#include <tuple>
 
 namespace crest::conf {
 
@@ -36,6 +39,32 @@ std::string itemPath(const std::string& parent, size_t index) {
 
 std::string quote(const std::string& s) {
   return "\"" + s + "\"";
+}
+
+void reportDuplicateKeys(ErrorList& errors, const YAML::Node& node, const std::string& path) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) reportDuplicateKeys(errors, node[i], itemPath(path, i));
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, int> first_line;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    std::string key = it->first.Scalar();
+    std::string key_path = childPath(path, key);
+    auto [first, fresh] = first_line.emplace(key, it->first.Mark().line + 1);
+    if (!fresh) {
+      errors.add(it->first.Mark(), key_path,
+                 "given twice in one mapping (first at line " + std::to_string(first->second) +
+                     ")");
+    }
+    reportDuplicateKeys(errors, it->second, key_path);
+  }
+}
+
+void sortByPosition(std::vector<ConfigError>& errors) {
+  std::stable_sort(errors.begin(), errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+  });
 }
 
 MapReader::MapReader(ErrorList& errors, const YAML::Node& node, std::string path,
@@ -132,7 +161,15 @@ bool MapReader::readUint(const char* key, uint32_t& out, uint32_t min, uint32_t 
 }
 
 bool MapReader::readHostPort(const char* key, HostPort& out) const {
-  return readParsed(key, out, parseHostPort, "host:port");
+  std::string text;
+  if (!scalar(key, text)) return false;
+  if (auto parsed = parseHostPort(text)) {
+    out = *parsed;
+    return true;
+  }
+  fail(key, portOutOfRange(text) ? "port out of range (1-65535) in " + quote(text)
+                                 : "expected host:port, got " + quote(text));
+  return false;
 }
 
 bool MapReader::readBool(const char* key, bool& out) const {

@@ -86,6 +86,13 @@ class MapReader {
   bool is_map_ = false;
 };
 
+// Reports every key given twice in one mapping, anywhere under `node`, at
+// the second occurrence (yaml-cpp keeps both; lookups would see the first).
+void reportDuplicateKeys(ErrorList& errors, const YAML::Node& node, const std::string& path);
+
+// Errors in the order of the file (by line, then column), as an editor shows them.
+void sortByPosition(std::vector<ConfigError>& errors);
+
 // Calls fn(item_node, item_path, index) for each element of a sequence at
 // reader's `key`; reports a value that is not a sequence.
 template <typename Fn>

@@ -37,6 +37,7 @@ std::shared_ptr<const crest::proxy::Runtime> loadAll(
   errors = loaded.errors;
   if (!errors.empty()) return nullptr;
   auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, metrics, tickets, errors);
+  crest::conf::sortByPosition(errors);
   return errors.empty() ? runtime : nullptr;
 }
 

@@ -366,6 +366,7 @@ void Server::reload() {
                        reload_status_.time);
   if (!errors.empty()) {
     closeSockets(added);
+    conf::sortByPosition(errors);
     for (const auto& e : errors) log::error("reload: " + e.format());
     log::error("reload: failed, generation " + std::to_string(runtime_->generation()) +
                " keeps serving");

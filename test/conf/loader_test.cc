@@ -304,3 +304,52 @@ TEST_CASE("an unreadable file is an error naming it") {
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].format() == "/nonexistent/crest.yaml: cannot read: No such file or directory");
 }
+
+TEST_CASE("a key given twice in one mapping is an error at the second, at any depth") {
+  auto r = load(std::string("workers: 1\nworkers: 2\n") + kMinimal +
+                "  web:\n    servers:\n      - address: 127.0.0.1:9001\n"
+                "        weight: 2\n        weight: 3\n");
+  REQUIRE_FALSE(r.config);
+  std::string all = errorsOf(r);
+  CHECK(all.find("crest.yaml:2:1: workers: given twice in one mapping (first at line 1)") !=
+        std::string::npos);
+  CHECK(all.find("crest.yaml:12:3: pools.web: given twice in one mapping (first at line 9)") !=
+        std::string::npos);
+  CHECK(all.find("crest.yaml:16:9: pools.web.servers[0].weight: given twice in one mapping "
+                 "(first at line 15)") != std::string::npos);
+  CHECK(r.errors.size() == 3);
+}
+
+TEST_CASE("errors are listed in the order of the file") {
+  auto r = load(R"(listeners:
+  - name: public
+    listen: 127.0.0.1:8080
+    routes:
+      - pool: missing
+pools:
+  web:
+    servers:
+      - address: nowhere
+workers: many
+)");
+  REQUIRE(r.errors.size() >= 3);
+  for (size_t i = 1; i < r.errors.size(); ++i) {
+    INFO(errorsOf(r));
+    CHECK(std::make_pair(r.errors[i - 1].line, r.errors[i - 1].column) <=
+          std::make_pair(r.errors[i].line, r.errors[i].column));
+  }
+}
+
+TEST_CASE("a port out of range says so") {
+  std::string text = kMinimal;
+  text.replace(text.find("127.0.0.1:9000"), 14, "127.0.0.1:99999");
+  auto r = load(text);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].format() ==
+        "crest.yaml:9:18: pools.web.servers[0].address: port out of range (1-65535) in "
+        "\"127.0.0.1:99999\"");
+  text.replace(text.find("127.0.0.1:99999"), 15, "\"[::1]:0\"");
+  CHECK(load(text).errors.at(0).message == "port out of range (1-65535) in \"[::1]:0\"");
+  text.replace(text.find("\"[::1]:0\""), 9, "nowhere:x");
+  CHECK(load(text).errors.at(0).message == "expected host:port, got \"nowhere:x\"");
+}

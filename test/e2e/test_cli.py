@@ -40,6 +40,15 @@ class CliTest(CrestTestCase):
         self.assertIn(f"{path}:8:5: pools.web.server: unknown field (allowed: ", lines[0])
         self.assertIn(f"{path}:8:5: pools.web.servers: missing required field", lines[1])
 
+    def test_check_refuses_a_key_given_twice(self):
+        text = "workers: 1\nworkers: 2\n" + VALID.format(port=8080) + "  web:\n    servers:\n      - address: 127.0.0.1:10\n"
+        path = self.write("twice.yaml", text)
+        code, out, err = run_crest(["-c", path, "--check"])
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(err.strip().split("\n"), [
+            f"{path}:2:1: workers: given twice in one mapping (first at line 1)",
+            f"{path}:12:3: pools.web: given twice in one mapping (first at line 9)"])
+
     def test_check_of_an_unreadable_file_is_a_configuration_error(self):
         code, _, err = run_crest(["-c", "/nonexistent.yaml", "--check"])
         self.assertEqual(code, 1)
