@@ -30,18 +30,21 @@ struct Limits {
   uint64_t max_request_body = 0;  // 0 = unlimited
   uint32_t max_connections =
       0;  // client connections, all listeners; 0 = auto (half the open-files limit)
+  bool operator==(const Limits&) const = default;
 };
 
 struct UpstreamTimeouts {
   Duration connect = 2s;
   Duration response = 30s;
   Duration idle = 60s;
+  bool operator==(const UpstreamTimeouts&) const = default;
 };
 
 struct Timeouts {
   Duration client_header = 10s;
   Duration client_idle = 60s;
   UpstreamTimeouts upstream;
+  bool operator==(const Timeouts&) const = default;
 };
 
 struct TlsCertificate {
@@ -49,6 +52,8 @@ struct TlsCertificate {
   std::string key;
   SourceMark mark;
   std::string field_path;  // listeners[0].tls.certificates[1]
+  // Where it stands in the file is not part of the value.
+  bool operator==(const TlsCertificate& o) const { return cert == o.cert && key == o.key; }
 };
 
 struct TlsConfig {
@@ -59,17 +64,20 @@ struct TlsConfig {
   // resumption from the server's session cache only, as NGINX's
   // `ssl_session_tickets off` and HAProxy's `no-tls-tickets`.
   bool session_tickets = true;
+  bool operator==(const TlsConfig&) const = default;
 };
 
 struct HeaderMatch {
   std::string name;  // lower-case
   std::string value;
+  bool operator==(const HeaderMatch&) const = default;
 };
 
 struct RouteMatch {
   std::string host;         // lower-case; "" = any, "*.example.com" = any subdomain
   std::string path_prefix;  // "" = any
   std::vector<HeaderMatch> headers;
+  bool operator==(const RouteMatch&) const = default;
 };
 
 // The key that keeps a client on one pool (split) or one bucket (rate limit).
@@ -77,16 +85,19 @@ struct RequestKey {
   enum class Kind { None, ClientIp, Cookie, Header };
   Kind kind = Kind::None;
   std::string name;  // cookie or header name for Cookie / Header
+  bool operator==(const RequestKey&) const = default;
 };
 
 struct SplitTarget {
   std::string pool;
   uint32_t weight = 0;
+  bool operator==(const SplitTarget&) const = default;
 };
 
 struct Split {
   RequestKey sticky;
   std::vector<SplitTarget> pools;
+  bool operator==(const Split&) const = default;
 };
 
 enum class Priority { High, Normal, Low };
@@ -95,17 +106,20 @@ struct RateLimit {
   RequestKey key;
   double tokens_per_second = 0;
   uint32_t burst = 0;
+  bool operator==(const RateLimit&) const = default;
 };
 
 struct Fallback {
   int status = 503;
   std::string body;
   std::string content_type = "text/plain";
+  bool operator==(const Fallback&) const = default;
 };
 
 struct RouteCache {
   Duration ttl = 0s;
   Duration stale = 0s;
+  bool operator==(const RouteCache&) const = default;
 };
 
 struct Route {
@@ -116,6 +130,7 @@ struct Route {
   std::optional<RateLimit> rate_limit;
   std::optional<Fallback> fallback;
   std::optional<RouteCache> cache;
+  bool operator==(const Route&) const = default;
 };
 
 struct Listener {
@@ -123,6 +138,7 @@ struct Listener {
   HostPort listen;
   std::optional<TlsConfig> tls;
   std::vector<Route> routes;
+  bool operator==(const Listener&) const = default;
 };
 
 struct Server {
@@ -130,6 +146,10 @@ struct Server {
   uint32_t weight = 1;
   SourceMark mark;
   std::string field_path;
+  // Where it stands in the file is not part of the value; its text is (metrics name it).
+  bool operator==(const Server& o) const {
+    return address == o.address && address.text == o.address.text && weight == o.weight;
+  }
 };
 
 struct HealthCheck {
@@ -140,11 +160,13 @@ struct HealthCheck {
   uint32_t healthy_threshold = 2;
   uint32_t unhealthy_threshold = 3;
   StatusRanges expected_status{{{200, 399}}};
+  bool operator==(const HealthCheck&) const = default;
 };
 
 struct Queue {
   uint32_t size = 0;
   Duration timeout = 0s;
+  bool operator==(const Queue&) const = default;
 };
 
 struct Pool {
@@ -156,14 +178,17 @@ struct Pool {
   std::optional<HealthCheck> health_check;
   uint32_t max_active_requests = 0;  // 0 = unlimited
   std::optional<Queue> queue;
+  bool operator==(const Pool&) const = default;
 };
 
 struct Admin {
   std::optional<HostPort> listen;
+  bool operator==(const Admin&) const = default;
 };
 
 struct Cache {
   uint64_t max_size = 0;
+  bool operator==(const Cache&) const = default;
 };
 
 struct Config {

@@ -10,6 +10,7 @@ namespace crest::conf {
 struct StatusRange {
   int low = 0;
   int high = 0;  // inclusive
+  bool operator==(const StatusRange&) const = default;
 };
 
 class StatusRanges {
@@ -26,6 +27,8 @@ class StatusRanges {
     }
     return false;
   }
+
+  bool operator==(const StatusRanges&) const = default;
 
  private:
   std::vector<StatusRange> ranges_;

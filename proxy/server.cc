@@ -18,19 +18,6 @@ namespace crest::proxy {
 using health::toTimeval;
 namespace {
 
-// A pool as far as a reload log cares: what would make it serve differently.
-std::string poolSignature(const conf::Pool& p) {
-  std::string sig =
-      p.balance + "|" + std::to_string(p.retries) + "|" +
-      std::to_string(p.timeouts.connect.count()) + "|" +
-      std::to_string(p.timeouts.response.count()) + "|" + std::to_string(p.timeouts.idle.count()) +
-      "|" +
-      (p.health_check ? p.health_check->path + std::to_string(p.health_check->interval.count())
-                      : "-");
-  for (const auto& s : p.servers) sig += "|" + s.address.text + "*" + std::to_string(s.weight);
-  return sig;
-}
-
 std::string listNames(const char* what, const std::vector<std::string>& names) {
   if (names.empty()) return "";
   std::string out = std::string(what) + ":";
@@ -38,16 +25,33 @@ std::string listNames(const char* what, const std::vector<std::string>& names) {
   return out + "; ";
 }
 
+// The top-level settings a reload changes: those that apply at once, and
+// those that wait for the next start.
+void settingsChanged(const conf::Config& old, const conf::Config& next,
+                     std::vector<std::string>& applied, std::vector<std::string>& at_restart) {
+  auto note = [](std::vector<std::string>& list, bool changed, const char* name) {
+    if (changed) list.push_back(name);
+  };
+  note(applied, old.shutdown_timeout != next.shutdown_timeout, "shutdown_timeout");
+  note(applied, old.busy_poll != next.busy_poll, "busy_poll");
+  note(applied, old.limits != next.limits, "limits");
+  note(applied, old.timeouts != next.timeouts, "timeouts");
+  note(applied, old.access_log != next.access_log, "access_log");
+  note(applied, old.cache != next.cache, "cache");
+  note(at_restart, old.workers != next.workers, "workers");
+  note(at_restart, old.admin != next.admin, "admin");
+}
+
 // "listeners added: admin2; pools changed: api; routes changed" or "no change".
 std::string describeChanges(const conf::Config& old, const conf::Config& next,
                             const std::vector<std::string>& added,
                             const std::vector<std::string>& removed) {
-  std::vector<std::string> pools_added, pools_removed, pools_changed;
+  std::vector<std::string> pools_added, pools_removed, pools_changed, tls_changed;
   for (const auto& p : next.pools) {
     const conf::Pool* before = old.findPool(p.name);
     if (!before) {
       pools_added.push_back(p.name);
-    } else if (poolSignature(*before) != poolSignature(p)) {
+    } else if (*before != p) {
       pools_changed.push_back(p.name);
     }
   }
@@ -57,28 +61,18 @@ std::string describeChanges(const conf::Config& old, const conf::Config& next,
   bool routes_changed = false;
   for (const auto& l : next.listeners) {
     const conf::Listener* before = old.findListener(l.name, l.listen);
-    if (!before || before->routes.size() != l.routes.size()) {
-      routes_changed = routes_changed || before != nullptr;
-      continue;
-    }
-    for (size_t i = 0; i < l.routes.size(); ++i) {
-      const auto& a = before->routes[i];
-      const auto& b = l.routes[i];
-      std::string split_a, split_b;
-      for (const auto& t : a.split ? a.split->pools : std::vector<conf::SplitTarget>{})
-        split_a += t.pool + std::to_string(t.weight);
-      for (const auto& t : b.split ? b.split->pools : std::vector<conf::SplitTarget>{})
-        split_b += t.pool + std::to_string(t.weight);
-      if (a.pool != b.pool || split_a != split_b || a.match.host != b.match.host ||
-          a.match.path_prefix != b.match.path_prefix) {
-        routes_changed = true;
-      }
-    }
+    if (before == nullptr) continue;
+    routes_changed = routes_changed || before->routes != l.routes;
+    if (before->tls != l.tls) tls_changed.push_back(l.name);
   }
+  std::vector<std::string> applied, at_restart;
+  settingsChanged(old, next, applied, at_restart);
   std::string out =
       listNames("listeners added", added) + listNames("listeners removed", removed) +
       listNames("pools added", pools_added) + listNames("pools removed", pools_removed) +
-      listNames("pools changed", pools_changed) + (routes_changed ? "routes changed; " : "");
+      listNames("pools changed", pools_changed) + (routes_changed ? "routes changed; " : "") +
+      listNames("tls changed", tls_changed) + listNames("settings changed", applied) +
+      listNames("unchanged until the next start", at_restart);
   if (out.empty()) return "no change";
   return out.substr(0, out.size() - 2);
 }

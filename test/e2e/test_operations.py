@@ -111,6 +111,17 @@ class ReloadTest(CrestTestCase):
         metrics = admin_get(self.admin_port, "/metrics")[1]
         self.assertIn('crest_config_reloads_total{result="failure"} 1', metrics)
 
+    def test_the_reload_log_names_changed_settings(self):
+        text = self.config(1)
+        self.reload(text.replace("workers: 2", "workers: 2\nshutdown_timeout: 3s"))
+        self.wait_generation(2)
+        self.reload(text.replace("workers: 2", "workers: 1\nshutdown_timeout: 3s"))
+        self.wait_generation(3)
+        wait_until(lambda: "generation 3 applied" in self.proc.log(), what="the reload's log line")
+        log = self.proc.log()
+        self.assertIn("reload: generation 2 applied (settings changed: shutdown_timeout)", log)
+        self.assertIn("reload: generation 3 applied (unchanged until the next start: workers)", log)
+
     def test_listeners_are_added_and_removed(self):
         extra = free_port()
         self.reload(self.config(1, extra_listener_port=extra))
