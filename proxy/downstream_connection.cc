@@ -435,6 +435,7 @@ void DownstreamConnection::startExchange() {
     }
   }
   MessageHead& head = exchange_->request_parser.head();
+  if (head.underscored_fields > 0) listener_metrics_->headers_dropped.add(head.underscored_fields);
   phase_ = Phase::Proxying;
   exchange_->open = true;
   exchange_->exchange_start = worker_.clock().now();
@@ -950,7 +951,14 @@ bool DownstreamConnection::driveUpstream() {
       }
     }
     if (ev == Http1Parser::Event::Head) {
-      if (exchange_->response_parser.head().status < 200) {
+      int status = exchange_->response_parser.head().status;
+      if (status == 101) {
+        // crest forwards no Upgrade, so a switch of protocols answers nothing
+        // it asked: what follows would be another protocol's bytes.
+        invalidResponse("101 Switching Protocols to a request that did not ask to upgrade");
+        return true;
+      }
+      if (status < 200) {
         exchange_->response_parser.nextMessage();  // 1xx: interim, not forwarded
       } else {
         onResponseHead();
@@ -963,19 +971,22 @@ bool DownstreamConnection::driveUpstream() {
       return true;
     }
     if (ev == Http1Parser::Event::Error) {
-      log::warn("upstream: pool " + exchange_->pool->config->name + " server " +
-                exchange_->server->address +
-                ": invalid response: " + exchange_->response_parser.errorReason());
-      if (exchange_->response_started) {
-        closeNow();
-      } else {
-        onUpstreamFailure(UpstreamFailure::Invalid);
-      }
+      invalidResponse(exchange_->response_parser.errorReason());
       return true;
     }
     if (after == before) break;
   }
   return progress;
+}
+
+void DownstreamConnection::invalidResponse(std::string_view why) {
+  log::warn("upstream: pool " + exchange_->pool->config->name + " server " +
+            exchange_->server->address + ": invalid response: " + std::string(why));
+  if (exchange_->response_started) {
+    closeNow();
+  } else {
+    onUpstreamFailure(UpstreamFailure::Invalid);
+  }
 }
 
 void DownstreamConnection::onResponseHead() {

@@ -117,6 +117,8 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   uint64_t keyHash(const conf::RequestKey& key, const MessageHead& head);
   void writeRequestHead();
   void dispatch();
+  // The server's answer breaks HTTP: 502 when nothing was sent yet, else a close.
+  void invalidResponse(std::string_view why);
   void onResponseHead();
   void onResponseComplete();
   void onUpstreamFailure(UpstreamFailure failure);

@@ -25,6 +25,11 @@ bool alwaysHopByHop(HeaderName id) {
   }
 }
 
+// POST, PUT, PATCH: methods whose requests carry a body, if only an empty one.
+bool definesBody(std::string_view method) {
+  return method == "POST" || method == "PUT" || method == "PATCH";
+}
+
 // Is `name` among the comma-separated tokens of `list`?
 bool listHasToken(std::string_view list, std::string_view name) {
   while (!list.empty()) {
@@ -145,7 +150,8 @@ std::string_view writeUpstreamRequestHead(const MessageHead& request, std::strin
   bool has_request_id = false;
   for (const auto& f : request.headers) {
     if (hop_by_hop(f) || f.id == HeaderName::ContentLength || f.id == HeaderName::Expect ||
-        f.id == HeaderName::XForwardedProto || f.id == HeaderName::XForwardedHost) {
+        f.id == HeaderName::XForwardedProto || f.id == HeaderName::XForwardedHost ||
+        f.id == HeaderName::Underscored) {
       continue;
     }
     if (f.id == HeaderName::XForwardedFor) {
@@ -163,7 +169,9 @@ std::string_view writeUpstreamRequestHead(const MessageHead& request, std::strin
   if (!has_request_id) head.header("X-Request-Id", info.request_id);
   if (request.framing == Framing::Chunked) {
     head.header("Transfer-Encoding", "chunked");
-  } else if (request.framing == Framing::ContentLength) {
+  } else if (request.framing == Framing::ContentLength || definesBody(request.method)) {
+    // An empty body of a method that has one is stated: some servers answer
+    // 411 Length Required to a POST without a length.
     head.contentLength(request.content_length);
   }
   head.put("\r\n");

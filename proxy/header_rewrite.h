@@ -26,7 +26,10 @@ struct ForwardInfo {
 // buffer, so that the connection can send them from where they are: they stay
 // valid until the thread writes its next head.
 
-// HTTP/1.1 request head for a server; `target` in origin form.
+// Fields named with `_` (HeaderName::Underscored) are dropped too.
+
+// HTTP/1.1 request head for a server; `target` in origin form. A POST, PUT
+// or PATCH without a body says `Content-Length: 0`.
 std::string_view writeUpstreamRequestHead(const MessageHead& request, std::string_view target,
                                           const ForwardInfo& info);
 

@@ -63,6 +63,7 @@ int Http1Parser::onMessageBegin(llhttp_t* p) {
   h.content_length = 0;
   h.keep_alive = true;
   h.expect_continue = false;
+  h.underscored_fields = 0;
   h.headers.clear();
   s->part_ = HeadPart::None;
   s->url_complete_ = false;
@@ -114,6 +115,7 @@ int Http1Parser::startValue(llhttp_t* p) {
   }
   HeaderField& f = head_.headers.back();
   f.id = classifyHeaderName(f.name);
+  if (f.id == HeaderName::Underscored) ++head_.underscored_fields;
   part_ = HeadPart::Value;
   return 0;
 }

@@ -2,7 +2,9 @@
 
 namespace crest::proxy {
 
-HeaderName classifyHeaderName(std::string_view name) {
+namespace {
+
+HeaderName knownHeaderName(std::string_view name) {
   // The length picks the few candidates; one comparison settles it.
   auto is = [name](std::string_view known, HeaderName id) {
     return equalsIgnoreCase(name, known) ? id : HeaderName::Other;
@@ -36,6 +38,15 @@ HeaderName classifyHeaderName(std::string_view name) {
     default:
       return HeaderName::Other;
   }
+}
+
+}  // namespace
+
+HeaderName classifyHeaderName(std::string_view name) {
+  HeaderName id = knownHeaderName(name);
+  if (id == HeaderName::Other && name.find('_') != std::string_view::npos)
+    return HeaderName::Underscored;
+  return id;
 }
 
 }  // namespace crest::proxy

@@ -36,6 +36,10 @@ enum class HeaderName : uint8_t {
   XForwardedHost,
   XForwardedProto,
   XRequestId,
+  // A name with `_` in it, which no name above has: never forwarded to a
+  // server, which might read `Transfer_Encoding` as Transfer-Encoding (CGI,
+  // WSGI and some frameworks map `_` to `-`).
+  Underscored,
 };
 
 HeaderName classifyHeaderName(std::string_view name);
@@ -96,6 +100,7 @@ struct MessageHead {
   uint64_t content_length = 0;
   bool keep_alive = true;  // what the peer asked for, per its version and Connection
   bool expect_continue = false;
+  uint32_t underscored_fields = 0;  // fields named with `_` (HeaderName::Underscored)
 
   // The first header with that name (case-insensitive), or nullptr.
   const std::string* find(std::string_view name) const {

@@ -227,7 +227,14 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto rate_limited =
       family("crest_rate_limited_total", "Requests refused with 429 by a route's rate limit",
              MetricType::Counter);
+  auto headers_dropped =
+      family("crest_request_headers_dropped_total",
+             "Request header fields not forwarded because their names contain _",
+             MetricType::Counter);
   for (const auto& [listener, cells] : listeners_) {
+    headers_dropped.metric.push_back(sample({{"listener", listener}},
+                                            load(cells->headers_dropped.value),
+                                            MetricType::Counter));
     conns_active.metric.push_back(
         sample({{"listener", listener}},
                static_cast<double>(cells->connections_active.value.load()), MetricType::Gauge));
@@ -245,7 +252,8 @@ std::vector<MetricFamily> Metrics::Collect() const {
 
   std::vector<MetricFamily> out = {requests, duration,  upstream,     connect_errors, active,
                                    up,       checks,    conns_active, conns_total,    rejected,
-                                   tls,      fallbacks, rate_limited, shed,           queue_depth};
+                                   tls,      fallbacks, rate_limited, shed,           queue_depth,
+                                   headers_dropped};
   cache_bytes.metric.push_back(sample({}, cached, MetricType::Gauge));
   out.push_back(std::move(cache_requests));
   out.push_back(std::move(cache_bytes));

@@ -73,6 +73,7 @@ struct ListenerCells {
   CounterCell tls_ok;
   CounterCell tls_error;
   CounterCell rate_limited;  // requests answered 429 by a route's rate limit
+  CounterCell headers_dropped;  // request fields not forwarded: their names have `_`
 };
 
 // Why a request was shed instead of reaching its pool (crest_shed_requests_total's reason).

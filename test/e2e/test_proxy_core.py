@@ -5,7 +5,8 @@ import socket
 import time
 import unittest
 
-from harness import Client, CrestTestCase, free_port, get
+from harness import Client, CrestTestCase, admin_get, free_port, get
+from prometheus_text import check
 
 
 def reset_after_sending(client):
@@ -103,6 +104,39 @@ class ProxyCoreTest(CrestTestCase):
         kept = get(self.port, "/echo", {"X-Request-Id": "trace-42"})
         seen = dict((k.lower(), v) for k, v in kept.json()["headers"])
         self.assertEqual(seen["x-request-id"], "trace-42")
+
+    def metric(self, name, **labels):
+        problems, samples = check(admin_get(self.admin_port, "/metrics")[1])
+        self.assertEqual(problems, [])
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    def test_header_names_with_underscores_are_not_forwarded(self):
+        # A server that maps "_" to "-" (CGI, WSGI) would read Transfer_Encoding as framing.
+        r = get(self.port, "/echo", {"Transfer_Encoding": "chunked", "X_Custom": "1", "X-Custom": "2"})
+        self.assertEqual(r.status, 200)
+        seen = dict((k.lower(), v) for k, v in r.json()["headers"])
+        self.assertNotIn("transfer_encoding", seen)
+        self.assertNotIn("x_custom", seen)
+        self.assertEqual(seen["x-custom"], "2")
+        self.assertEqual(self.metric("crest_request_headers_dropped_total", listener="public"), 2)
+
+    def test_an_empty_post_put_or_patch_reaches_the_server_with_content_length_0(self):
+        c = Client(self.port)
+        for method, headers in (("POST", {}), ("PUT", {}), ("PATCH", {}), ("POST", {"Content-Length": "0"})):
+            c.request(method, "/echo", headers)
+            seen = dict((k.lower(), v) for k, v in c.read_response().json()["headers"])
+            self.assertEqual(seen.get("content-length"), "0", method)
+        c.request("GET", "/echo")
+        seen = dict((k.lower(), v) for k, v in c.read_response().json()["headers"])
+        self.assertNotIn("content-length", seen)
+
+    def test_a_101_the_request_did_not_ask_for_is_502_at_once(self):
+        c = Client(self.port, timeout=5)
+        c.request("GET", "/switch")
+        r = c.read_response()
+        self.assertEqual(r.status, 502)
+        self.assertIn(b"invalid response", r.body)
+        self.assertEqual(self.metric("crest_http_requests_total", listener="public", pool="web", code="5xx"), 1)
 
     def test_hop_by_hop_headers_are_dropped_both_ways(self):
         r = get(self.port, "/echo", {"Connection": "keep-alive, X-Private", "X-Private": "1",

@@ -137,3 +137,25 @@ TEST_CASE("rewrite: proxy responses carry their own type and length") {
         "\r\n"
         "{\"error\":\"busy\"}");
 }
+
+TEST_CASE("rewrite: fields named with _ are not forwarded") {
+  std::string out(writeUpstreamRequestHead(
+      requestHead({{"Host", "a"}, {"Transfer_Encoding", "chunked"}, {"X_Forwarded_For", "1.2.3.4"},
+                   {"X-Ok", "1"}}),
+      "/path", kInfo));
+  CHECK(out.find("_") == std::string::npos);
+  CHECK(out.find("X-Ok: 1\r\n") != std::string::npos);
+  CHECK(out.find("X-Forwarded-For: 192.0.2.7\r\n") != std::string::npos);
+}
+
+TEST_CASE("rewrite: an empty POST, PUT or PATCH states Content-Length: 0, a GET nothing") {
+  for (const char* method : {"POST", "PUT", "PATCH"}) {
+    MessageHead h = requestHead({{"Host", "a"}});
+    h.method = method;
+    std::string out(writeUpstreamRequestHead(h, "/path", kInfo));
+    INFO(method);
+    CHECK(out.find("\r\nContent-Length: 0\r\n") != std::string::npos);
+  }
+  std::string get(writeUpstreamRequestHead(requestHead({{"Host", "a"}}), "/path", kInfo));
+  CHECK(get.find("Content-Length") == std::string::npos);
+}

@@ -19,6 +19,8 @@ TEST_CASE("message: the names the proxy acts on are known in any case, others ar
   CHECK(classifyHeaderName("X-Forwarded-Host") == HeaderName::XForwardedHost);
   CHECK(classifyHeaderName("X-Forwarded-Proto") == HeaderName::XForwardedProto);
   CHECK(classifyHeaderName("X-Request-Id") == HeaderName::XRequestId);
+  CHECK(classifyHeaderName("Transfer_Encoding") == HeaderName::Underscored);
+  CHECK(classifyHeaderName("_") == HeaderName::Underscored);
   // Same lengths and first letters as known names, one letter apart.
   for (const char* other :
        {"Hosts", "Hast", "te ", "Ta", "Upgrades", "Trailex", "Connectiox", "Keep-Alivx",

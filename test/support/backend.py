@@ -16,6 +16,7 @@ Names itself in the X-Backend response header. Paths:
   /close            answers then closes the connection (no keep-alive)
   /eof-body         body delimited by closing the connection (no length)
   /die-mid-body     announces 100000 bytes, sends 1000, then closes
+  /switch           101 Switching Protocols whatever was asked, then waits for the peer to close
   /hop              a response carrying hop-by-hop headers (Keep-Alive, Connection: X-Hop, X-Hop)
   /healthz          200, or 500 while the file named by --fail-file exists
 Every request line is appended to --log FILE when given (tests count what reached the backend).
@@ -153,6 +154,14 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"y" * 1000)
             self.wfile.flush()
+            self.close_connection = True
+        elif path == "/switch":
+            # Switches protocols though the request did not ask to (no Upgrade reaches
+            # a server through crest), then holds the connection until the peer closes it.
+            self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+            self.wfile.flush()
+            self.rfile.read(1)
             self.close_connection = True
         elif path == "/hop":
             self._send(200, b"hop\n", {"Connection": "X-Hop", "X-Hop": "secret", "Keep-Alive": "timeout=5"})
