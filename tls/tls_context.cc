@@ -52,14 +52,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-X509* readLeaf(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return nullptr;
-  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  return x;
-}
-
 SslCtxPtr newContext(const conf::TlsConfig& config) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) return nullptr;
@@ -154,6 +146,51 @@ std::vector<std::string> certificateNames(X509* cert) {
   return names;
 }
 
+namespace {
+
+// One configured certificate as SNI sees it.
+struct CertificateInfo {
+  std::vector<std::string> names;  // lower-case, "*.example.com" for wildcards
+  int key_type = EVP_PKEY_NONE;    // OpenSSL serves one certificate per key type
+};
+
+bool wildcardCovers(const std::string& wildcard, const std::string& name) {
+  size_t dot = name.find('.');
+  return dot != std::string::npos && std::string_view(wildcard).substr(1) == name.substr(dot);
+}
+
+bool lists(const CertificateInfo& c, const std::string& name) {
+  return std::find(c.names.begin(), c.names.end(), name) != c.names.end();
+}
+
+// The certificates offered for `name`: those that list it, then (for a
+// plain name) those whose wildcard covers it, each in configuration order,
+// at most one per key type. The client's signature algorithms pick among them.
+std::vector<size_t> candidatesFor(const std::vector<CertificateInfo>& certs,
+                                  const std::string& name) {
+  std::vector<size_t> chosen;
+  auto offer = [&](size_t i) {
+    for (size_t c : chosen) {
+      if (certs[c].key_type == certs[i].key_type) return;
+    }
+    chosen.push_back(i);
+  };
+  for (size_t i = 0; i < certs.size(); ++i) {
+    if (lists(certs[i], name)) offer(i);
+  }
+  if (!name.starts_with("*.")) {
+    for (size_t i = 0; i < certs.size(); ++i) {
+      for (const auto& n : certs[i].names) {
+        if (n.starts_with("*.") && wildcardCovers(n, name)) offer(i);
+      }
+    }
+  }
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+}  // namespace
+
 std::shared_ptr<const ServerTls> ServerTls::build(const conf::TlsConfig& config,
                                                   std::shared_ptr<TicketKeys> tickets,
                                                   const std::string& config_file,
@@ -164,38 +201,62 @@ std::shared_ptr<const ServerTls> ServerTls::build(const conf::TlsConfig& config,
     tls->alpn_.push_back(static_cast<unsigned char>(proto.size()));
     tls->alpn_.insert(tls->alpn_.end(), proto.begin(), proto.end());
   }
+  // Each certificate is loaded once on its own, so that each problem is
+  // reported once; that context serves the names only it covers.
   size_t errors_before = errors.size();
-  // Certificates with the same names share a context: RSA and ECDSA side by side.
-  std::map<std::vector<std::string>, SSL_CTX*> by_names;
-  for (const auto& c : config.certificates) {
-    std::vector<std::string> names;
-    if (X509* leaf = readLeaf(c.cert)) {
-      names = certificateNames(leaf);
-      X509_free(leaf);
+  std::vector<CertificateInfo> certs(config.certificates.size());
+  std::vector<SslCtxPtr> alone(config.certificates.size());
+  for (size_t i = 0; i < config.certificates.size(); ++i) {
+    const auto& c = config.certificates[i];
+    alone[i] = newContext(config);
+    if (!alone[i]) {
+      errors.push_back({config_file, c.mark.line, c.mark.column, c.field_path,
+                        "cannot create a TLS context: " + opensslError()});
+      continue;
     }
-    SSL_CTX* ctx = nullptr;
-    auto found = by_names.find(names);
-    if (found != by_names.end() && !names.empty()) {
-      ctx = found->second;
-    } else {
-      SslCtxPtr fresh = newContext(config);
-      if (!fresh) {
-        errors.push_back({config_file, c.mark.line, c.mark.column, c.field_path,
-                          "cannot create a TLS context: " + opensslError()});
-        continue;
-      }
-      ctx = fresh.get();
-      tls->contexts_.push_back(std::move(fresh));
-      by_names[names] = ctx;
-      for (const auto& n : names) {
-        auto& table = n.starts_with("*.") ? tls->wildcard_ : tls->exact_;
-        table.emplace(n.starts_with("*.") ? n.substr(1) : n,
-                      ctx);  // the first certificate naming it wins
-      }
-    }
-    addCertificate(ctx, c, config_file, errors);
+    if (!addCertificate(alone[i].get(), c, config_file, errors)) continue;
+    X509* leaf = SSL_CTX_get0_certificate(alone[i].get());
+    certs[i].names = certificateNames(leaf);
+    certs[i].key_type = EVP_PKEY_get_base_id(X509_get0_pubkey(leaf));
   }
-  if (errors.size() != errors_before || tls->contexts_.empty()) return nullptr;
+  if (errors.size() != errors_before || certs.empty()) return nullptr;
+
+  // One context per distinct set of candidates: names served by the same
+  // certificates share it.
+  std::map<std::vector<size_t>, SSL_CTX*> by_candidates;
+  auto contextOf = [&](const std::vector<size_t>& candidates) -> SSL_CTX* {
+    auto found = by_candidates.find(candidates);
+    if (found != by_candidates.end()) return found->second;
+    SslCtxPtr ctx;
+    if (candidates.size() == 1) {
+      ctx = std::move(alone[candidates[0]]);
+    } else {
+      ctx = newContext(config);
+      for (size_t i : candidates) addCertificate(ctx.get(), config.certificates[i], config_file, errors);
+    }
+    SSL_CTX* raw = ctx.get();
+    tls->contexts_.push_back(std::move(ctx));
+    by_candidates.emplace(candidates, raw);
+    return raw;
+  };
+  // Without SNI, or for a name no certificate covers: the first certificate
+  // of each key type.
+  std::vector<size_t> defaults;
+  for (size_t i = 0; i < certs.size(); ++i) {
+    bool type_taken = std::any_of(defaults.begin(), defaults.end(),
+                                  [&](size_t d) { return certs[d].key_type == certs[i].key_type; });
+    if (!type_taken) defaults.push_back(i);
+  }
+  tls->default_ = contextOf(defaults);
+  for (const auto& c : certs) {
+    for (const auto& n : c.names) {
+      bool wildcard = n.starts_with("*.");
+      auto& table = wildcard ? tls->wildcard_ : tls->exact_;
+      std::string key = wildcard ? n.substr(1) : n;
+      if (!table.count(key)) table.emplace(key, contextOf(candidatesFor(certs, n)));
+    }
+  }
+  if (errors.size() != errors_before) return nullptr;
   for (auto& ctx : tls->contexts_) {
     SSL_CTX_set_app_data(ctx.get(), tls.get());
     SSL_CTX_set_tlsext_servername_callback(ctx.get(), &ServerTls::onServerName);
@@ -208,7 +269,7 @@ std::shared_ptr<const ServerTls> ServerTls::build(const conf::TlsConfig& config,
 }
 
 SSL* ServerTls::newSession() const {
-  return SSL_new(contexts_.front().get());
+  return SSL_new(default_);
 }
 
 SSL_CTX* ServerTls::contextFor(const std::string& server_name) const {
@@ -220,7 +281,7 @@ SSL_CTX* ServerTls::contextFor(const std::string& server_name) const {
     auto wild = wildcard_.find(name.substr(dot));
     if (wild != wildcard_.end()) return wild->second;
   }
-  return contexts_.front().get();
+  return default_;
 }
 
 int ServerTls::onServerName(SSL* ssl, int*, void* arg) {

@@ -1,10 +1,11 @@
 #pragma once
-// The TLS side of one listener, built from its configuration with OpenSSL 3:
-// one SSL_CTX per distinct set of certificate names (an RSA and an ECDSA
-// certificate for the same names share one, and OpenSSL serves the one the
-// client supports), chosen by SNI against each certificate's SAN names (exact,
-// then "*.example.com" wildcards), the first certificate's context being the
-// default. Mozilla "intermediate": TLS 1.2 and 1.3 (or 1.3 only), ECDHE with
+// The TLS side of one listener, built from its configuration with OpenSSL 3.
+// SNI picks a context by name (exact, then "*.example.com" wildcards); each
+// name's context holds every certificate that covers it, one per key type
+// (an RSA and an ECDSA one), and OpenSSL serves the one the client's
+// signature algorithms accept. Names covered by the same certificates share
+// a context. Without SNI, or for a name none covers: the first certificate of
+// each key type. Mozilla "intermediate": TLS 1.2 and 1.3 (or 1.3 only), ECDHE with
 // AEAD for 1.2, server preference, no compression or renegotiation. ALPN from
 // the configured list; session tickets with process-wide rotating keys and a
 // server-side session cache. Built on the main thread, then read-only and
@@ -52,7 +53,8 @@ class ServerTls {
   static int onTicket(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                       EVP_MAC_CTX* mac, int encrypt);
 
-  std::vector<SslCtxPtr> contexts_;                     // [0] is the default
+  std::vector<SslCtxPtr> contexts_;
+  SSL_CTX* default_ = nullptr;                          // one of contexts_
   std::unordered_map<std::string, SSL_CTX*> exact_;     // "api.example.com"
   std::unordered_map<std::string, SSL_CTX*> wildcard_;  // ".example.com" for "*.example.com"
   std::vector<unsigned char> alpn_;                     // wire format

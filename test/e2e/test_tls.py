@@ -47,14 +47,18 @@ class TlsTest(CrestTestCase):
         cls.a_ec = make_cert(d, "a-ec", ec, ["a.test"])
         cls.b = make_cert(d, "b", ec, ["b.test"])
         cls.w = make_cert(d, "w", ec, ["*.w.test"])
+        # An RSA and an ECDSA certificate that share one name of their lists.
+        cls.rsa_www = make_cert(d, "rsa-www", ["rsa:2048"], ["rsa.test", "www.test"])
+        cls.ec_www = make_cert(d, "ec-www", ec, ["ec.test", "www.test"])
 
     @classmethod
     def tearDownClass(cls):
         cls.certs.cleanup()
 
-    def start(self, min_version="1.2", session_tickets=True):
+    def start(self, min_version="1.2", session_tickets=True, certificates=None):
         self.web = self.backend("web")
-        certs = "".join(f"        - cert: {c}\n          key: {k}\n" for c, k in (self.a_rsa, self.a_ec, self.b, self.w))
+        certificates = certificates or (self.a_rsa, self.a_ec, self.b, self.w)
+        certs = "".join(f"        - cert: {c}\n          key: {k}\n" for c, k in certificates)
         tickets = "" if session_tickets else "      session_tickets: false\n"
         config = self.simple_config({"web": [self.web]})
         config = config.replace("    routes:\n", f"    tls:\n      min_version: \"{min_version}\"\n{tickets}"
@@ -83,6 +87,22 @@ class TlsTest(CrestTestCase):
         self.assertIn("Server public key is 2048 bit", rsa)
         _, ecdsa = s_client(self.port, "-servername", "a.test", "-tls1_2", "-sigalgs", "ECDSA+SHA256")
         self.assertIn("Server public key is 256 bit", ecdsa)
+
+    def test_each_name_is_served_by_every_certificate_that_covers_it(self):
+        self.start(certificates=(self.rsa_www, self.ec_www))
+        for version in ("-tls1_2", "-tls1_3"):
+            _, ecdsa = s_client(self.port, "-servername", "www.test", version, "-sigalgs", "ECDSA+SHA256")
+            self.assertIn("Server public key is 256 bit", ecdsa)
+            self.assertIn("CN = ec.test", ecdsa)
+            _, rsa = s_client(self.port, "-servername", "www.test", version,
+                              "-sigalgs", "RSA+SHA256:RSA-PSS+SHA256")
+            self.assertIn("Server public key is 2048 bit", rsa)
+            self.assertIn("CN = rsa.test", rsa)
+        self.assertEqual(self.subject("-servername", "ec.test", "-sigalgs", "ECDSA+SHA256"), "ec.test")
+        self.assertEqual(self.subject("-servername", "rsa.test"), "rsa.test")
+        # Without SNI: the first certificate of each key type.
+        self.assertEqual(self.subject("-noservername", "-sigalgs", "ECDSA+SHA256"), "ec.test")
+        self.assertEqual(self.subject("-noservername", "-sigalgs", "RSA+SHA256:RSA-PSS+SHA256"), "rsa.test")
 
     def test_protocol_versions_and_alpn(self):
         self.start()
