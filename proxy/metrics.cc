@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+
 #include "proxy/runtime.h"
 
 namespace crest::proxy {
@@ -111,6 +113,30 @@ void Metrics::countReload(bool success, uint64_t generation, double unix_time) {
 }
 
 std::vector<MetricFamily> Metrics::Collect() const {
+  std::shared_ptr<const Runtime> rt = runtime_ ? runtime_() : nullptr;
+  // Series of the running configuration are exported from the start, at 0,
+  // so that rate() sees their first requests; those of listeners, pools and
+  // servers a reload removed only while they hold counts.
+  auto poolOf = [&rt](const std::string& pool) -> const PoolRuntime* {
+    if (rt == nullptr) return nullptr;
+    for (const auto& p : rt->pools()) {
+      if (p.config->name == pool) return &p;
+    }
+    return nullptr;
+  };
+  auto currentRequests = [&](const std::string& listener, const std::string& pool) {
+    return rt != nullptr && rt->findListener(listener) != nullptr &&
+           (pool.empty() || poolOf(pool) != nullptr);
+  };
+  auto currentServer = [&](const std::string& pool, const std::string& server) {
+    const PoolRuntime* p = poolOf(pool);
+    return p != nullptr && std::any_of(p->servers.begin(), p->servers.end(),
+                                       [&](const auto& s) { return s->address == server; });
+  };
+  auto counted = [](const std::array<CounterCell, kStatusClasses>& classes) {
+    return std::any_of(classes.begin(), classes.end(),
+                       [](const CounterCell& c) { return c.value.load() != 0; });
+  };
   auto requests =
       family("crest_http_requests_total", "Requests answered, by listener, pool and status class",
              MetricType::Counter);
@@ -119,9 +145,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
              "Time from the request head to the end of the response", MetricType::Histogram);
   for (const auto& [key, cells] : requests_) {
     const auto& [listener, pool] = key;
+    if (!currentRequests(listener, pool) && !counted(cells->responses)) continue;
     for (size_t c = 0; c < kStatusClasses; ++c) {
       uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
-      if (n == 0) continue;  // only classes that happened: fewer empty series
       requests.metric.push_back(
           sample({{"listener", listener}, {"pool", pool}, {"code", kClassNames[c]}},
                  static_cast<double>(n), MetricType::Counter));
@@ -148,9 +174,11 @@ std::vector<MetricFamily> Metrics::Collect() const {
       family("crest_health_checks_total", "Active health checks by result", MetricType::Counter);
   for (const auto& [key, cells] : servers_) {
     const auto& [pool, server] = key;
+    bool holds_counts = counted(cells->responses) || cells->connect_errors.value.load() != 0 ||
+                        cells->checks_pass.value.load() != 0 || cells->checks_fail.value.load() != 0;
+    if (!currentServer(pool, server) && !holds_counts) continue;
     for (size_t c = 0; c < kStatusClasses; ++c) {
       uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
-      if (n == 0) continue;
       upstream.metric.push_back(
           sample({{"pool", pool}, {"server", server}, {"code", kClassNames[c]}},
                  static_cast<double>(n), MetricType::Counter));
@@ -181,20 +209,18 @@ std::vector<MetricFamily> Metrics::Collect() const {
       family("crest_cache_bytes", "Bytes held by the response cache (headers and bodies)",
              MetricType::Gauge);
   double cached = 0;
-  if (runtime_) {
-    if (auto rt = runtime_()) {
-      if (rt->cache()) cached = static_cast<double>(rt->cache()->bytes());
-      for (const auto& pool : rt->pools()) {
-        double waiting = pool.admission ? pool.admission->waiting() : 0;
-        queue_depth.metric.push_back(
-            sample({{"pool", pool.config->name}}, waiting, MetricType::Gauge));
-        for (const auto& s : pool.servers) {
-          std::vector<ClientMetric::Label> labels = {{"pool", pool.config->name},
-                                                     {"server", s->address}};
-          active.metric.push_back(
-              sample(labels, static_cast<double>(s->active_requests.load()), MetricType::Gauge));
-          up.metric.push_back(sample(labels, s->healthy.load() ? 1 : 0, MetricType::Gauge));
-        }
+  if (rt) {
+    if (rt->cache()) cached = static_cast<double>(rt->cache()->bytes());
+    for (const auto& pool : rt->pools()) {
+      double waiting = pool.admission ? pool.admission->waiting() : 0;
+      queue_depth.metric.push_back(
+          sample({{"pool", pool.config->name}}, waiting, MetricType::Gauge));
+      for (const auto& s : pool.servers) {
+        std::vector<ClientMetric::Label> labels = {{"pool", pool.config->name},
+                                                   {"server", s->address}};
+        active.metric.push_back(
+            sample(labels, static_cast<double>(s->active_requests.load()), MetricType::Gauge));
+        up.metric.push_back(sample(labels, s->healthy.load() ? 1 : 0, MetricType::Gauge));
       }
     }
   }
@@ -212,6 +238,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
                      MetricType::Counter);
   constexpr const char* kShedNames[kShedReasons] = {"queue_full", "queue_timeout", "no_healthy"};
   for (const auto& [pool, cells] : pools_) {
+    bool holds_counts = cells->split_fallbacks.value.load() != 0 ||
+                        std::any_of(cells->shed.begin(), cells->shed.end(),
+                                    [](const CounterCell& c) { return c.value.load() != 0; });
+    if (poolOf(pool) == nullptr && !holds_counts) continue;
     fallbacks.metric.push_back(
         sample({{"pool", pool}}, load(cells->split_fallbacks.value), MetricType::Counter));
     for (size_t r = 0; r < kShedReasons; ++r) {
@@ -232,6 +262,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
              "Request header fields not forwarded because their names contain _",
              MetricType::Counter);
   for (const auto& [listener, cells] : listeners_) {
+    bool holds_counts = cells->connections_total.value.load() != 0 ||
+                        cells->connections_active.value.load() != 0 ||
+                        cells->tls_ok.value.load() != 0 || cells->tls_error.value.load() != 0;
+    if ((rt == nullptr || rt->findListener(listener) == nullptr) && !holds_counts) continue;
     headers_dropped.metric.push_back(sample({{"listener", listener}},
                                             load(cells->headers_dropped.value),
                                             MetricType::Counter));

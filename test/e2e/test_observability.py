@@ -3,7 +3,9 @@
 import json
 import unittest
 
-from harness import Client, CrestTestCase, admin_get, free_port, get
+import signal
+
+from harness import Client, CrestTestCase, admin_get, free_port, get, wait_until
 from prometheus_text import check
 
 SPEC_FAMILIES = [
@@ -81,6 +83,31 @@ class ObservabilityTest(CrestTestCase):
                 self.assertNotIn("/", v)
                 if k == "code":
                     self.assertIn(v, ("1xx", "2xx", "3xx", "4xx", "5xx"))
+
+    def test_series_of_the_configuration_start_at_0(self):
+        # rate() and increase() need a first sample before the first request.
+        _, s = self.metrics()
+        for code in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+            for pool in ("web", "dead", ""):
+                self.assertEqual(s.get(("crest_http_requests_total",
+                                        tuple(sorted(dict(listener="public", pool=pool, code=code).items())))), 0)
+            for pool, server in (("web", self.web.address), ("dead", self.dead_address)):
+                self.assertEqual(s.get(("crest_upstream_requests_total",
+                                        tuple(sorted(dict(pool=pool, server=server, code=code).items())))), 0)
+        # A pool a reload removes takes its empty series along.
+        crest = self.crests[0]
+        with open(crest.config_path) as f:
+            text = f.read()
+        text = text.replace("      - match: {path_prefix: /dead/}\n        pool: dead\n", "")
+        text = text[:text.index("  dead:")]
+        crest.write_config(text)
+        crest.signal(signal.SIGHUP)
+        wait_until(lambda: json.loads(admin_get(self.admin_port, "/status")[1])["generation"] == 2,
+                   what="generation 2\n" + crest.log())
+        _, s = self.metrics()
+        self.assertFalse([key for key in s if ("pool", "dead") in key[1]])
+        self.assertEqual(s.get(("crest_http_requests_total",
+                                tuple(sorted(dict(listener="public", pool="web", code="2xx").items())))), 0)
 
     def test_status_names_every_pool_and_server(self):
         status, body = admin_get(self.admin_port, "/status")
