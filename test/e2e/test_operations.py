@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -341,6 +342,17 @@ class DaemonTest(CrestTestCase):
         self.assertIn("listeners: at least one listener is required", r.stderr)
         self.assertFalse(os.path.exists(pid_file))
         self.assertEqual(subprocess.run([CREST, "-c", cfg, "--daemon"], capture_output=True).returncode, 2)
+
+
+@unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze is not installed")
+class SystemdUnitTest(unittest.TestCase):
+    def test_the_shipped_unit_scores_ok_in_systemd_analyze_security(self):
+        # "OK" is an exposure below 4.5; --threshold counts in tenths.
+        unit = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "crest.service")
+        p = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=44", unit],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("OK", p.stdout.splitlines()[-1])
 
 
 if __name__ == "__main__":
