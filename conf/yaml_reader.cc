@@ -43,7 +43,8 @@ std::string quote(const std::string& s) {
 
 void reportDuplicateKeys(ErrorList& errors, const YAML::Node& node, const std::string& path) {
   if (node.IsSequence()) {
-    for (size_t i = 0; i < node.size(); ++i) reportDuplicateKeys(errors, node[i], itemPath(path, i));
+    for (size_t i = 0; i < node.size(); ++i)
+      reportDuplicateKeys(errors, node[i], itemPath(path, i));
     return;
   }
   if (!node.IsMap()) return;
@@ -53,9 +54,9 @@ void reportDuplicateKeys(ErrorList& errors, const YAML::Node& node, const std::s
     std::string key_path = childPath(path, key);
     auto [first, fresh] = first_line.emplace(key, it->first.Mark().line + 1);
     if (!fresh) {
-      errors.add(it->first.Mark(), key_path,
-                 "given twice in one mapping (first at line " + std::to_string(first->second) +
-                     ")");
+      errors.add(
+          it->first.Mark(), key_path,
+          "given twice in one mapping (first at line " + std::to_string(first->second) + ")");
     }
     reportDuplicateKeys(errors, it->second, key_path);
   }

@@ -175,7 +175,8 @@ std::vector<MetricFamily> Metrics::Collect() const {
   for (const auto& [key, cells] : servers_) {
     const auto& [pool, server] = key;
     bool holds_counts = counted(cells->responses) || cells->connect_errors.value.load() != 0 ||
-                        cells->checks_pass.value.load() != 0 || cells->checks_fail.value.load() != 0;
+                        cells->checks_pass.value.load() != 0 ||
+                        cells->checks_fail.value.load() != 0;
     if (!currentServer(pool, server) && !holds_counts) continue;
     for (size_t c = 0; c < kStatusClasses; ++c) {
       uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
@@ -257,18 +258,16 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto rate_limited =
       family("crest_rate_limited_total", "Requests refused with 429 by a route's rate limit",
              MetricType::Counter);
-  auto headers_dropped =
-      family("crest_request_headers_dropped_total",
-             "Request header fields not forwarded because their names contain _",
-             MetricType::Counter);
+  auto headers_dropped = family("crest_request_headers_dropped_total",
+                                "Request header fields not forwarded because their names contain _",
+                                MetricType::Counter);
   for (const auto& [listener, cells] : listeners_) {
     bool holds_counts = cells->connections_total.value.load() != 0 ||
                         cells->connections_active.value.load() != 0 ||
                         cells->tls_ok.value.load() != 0 || cells->tls_error.value.load() != 0;
     if ((rt == nullptr || rt->findListener(listener) == nullptr) && !holds_counts) continue;
-    headers_dropped.metric.push_back(sample({{"listener", listener}},
-                                            load(cells->headers_dropped.value),
-                                            MetricType::Counter));
+    headers_dropped.metric.push_back(
+        sample({{"listener", listener}}, load(cells->headers_dropped.value), MetricType::Counter));
     conns_active.metric.push_back(
         sample({{"listener", listener}},
                static_cast<double>(cells->connections_active.value.load()), MetricType::Gauge));
@@ -284,10 +283,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                 load(cells->tls_error.value), MetricType::Counter));
   }
 
-  std::vector<MetricFamily> out = {requests, duration,  upstream,     connect_errors, active,
-                                   up,       checks,    conns_active, conns_total,    rejected,
-                                   tls,      fallbacks, rate_limited, shed,           queue_depth,
-                                   headers_dropped};
+  std::vector<MetricFamily> out = {requests,     duration, upstream,    connect_errors,
+                                   active,       up,       checks,      conns_active,
+                                   conns_total,  rejected, tls,         fallbacks,
+                                   rate_limited, shed,     queue_depth, headers_dropped};
   cache_bytes.metric.push_back(sample({}, cached, MetricType::Gauge));
   out.push_back(std::move(cache_requests));
   out.push_back(std::move(cache_bytes));

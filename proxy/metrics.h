@@ -72,7 +72,7 @@ struct ListenerCells {
   GaugeCell connections_active;
   CounterCell tls_ok;
   CounterCell tls_error;
-  CounterCell rate_limited;  // requests answered 429 by a route's rate limit
+  CounterCell rate_limited;     // requests answered 429 by a route's rate limit
   CounterCell headers_dropped;  // request fields not forwarded: their names have `_`
 };
 

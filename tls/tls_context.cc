@@ -232,7 +232,8 @@ std::shared_ptr<const ServerTls> ServerTls::build(const conf::TlsConfig& config,
       ctx = std::move(alone[candidates[0]]);
     } else {
       ctx = newContext(config);
-      for (size_t i : candidates) addCertificate(ctx.get(), config.certificates[i], config_file, errors);
+      for (size_t i : candidates)
+        addCertificate(ctx.get(), config.certificates[i], config_file, errors);
     }
     SSL_CTX* raw = ctx.get();
     tls->contexts_.push_back(std::move(ctx));

@@ -139,10 +139,11 @@ TEST_CASE("rewrite: proxy responses carry their own type and length") {
 }
 
 TEST_CASE("rewrite: fields named with _ are not forwarded") {
-  std::string out(writeUpstreamRequestHead(
-      requestHead({{"Host", "a"}, {"Transfer_Encoding", "chunked"}, {"X_Forwarded_For", "1.2.3.4"},
-                   {"X-Ok", "1"}}),
-      "/path", kInfo));
+  std::string out(writeUpstreamRequestHead(requestHead({{"Host", "a"},
+                                                        {"Transfer_Encoding", "chunked"},
+                                                        {"X_Forwarded_For", "1.2.3.4"},
+                                                        {"X-Ok", "1"}}),
+                                           "/path", kInfo));
   CHECK(out.find("_") == std::string::npos);
   CHECK(out.find("X-Ok: 1\r\n") != std::string::npos);
   CHECK(out.find("X-Forwarded-For: 192.0.2.7\r\n") != std::string::npos);
