@@ -952,13 +952,13 @@ bool DownstreamConnection::driveUpstream() {
     }
     if (ev == Http1Parser::Event::Head) {
       int status = exchange_->response_parser.head().status;
-      if (status == 101) {
-        // crest forwards no Upgrade, so a switch of protocols answers nothing
-        // it asked: what follows would be another protocol's bytes.
-        invalidResponse("101 Switching Protocols to a request that did not ask to upgrade");
-        return true;
-      }
       if (status < 200) {
+        if (status == 101) {
+          // crest forwards no Upgrade, so a switch of protocols answers nothing
+          // it asked: what follows would be another protocol's bytes.
+          invalidResponse("101 Switching Protocols to a request that did not ask to upgrade");
+          return true;
+        }
         exchange_->response_parser.nextMessage();  // 1xx: interim, not forwarded
       } else {
         onResponseHead();

@@ -25,6 +25,17 @@ bool alwaysHopByHop(HeaderName id) {
   }
 }
 
+constexpr uint32_t idBit(HeaderName id) {
+  return 1u << static_cast<unsigned>(id);
+}
+
+// Request fields the proxy states itself (framing, Expect handled here,
+// forwarding headers) or never forwards (names with `_`).
+constexpr uint32_t kRestatedOrDropped =
+    idBit(HeaderName::ContentLength) | idBit(HeaderName::Expect) |
+    idBit(HeaderName::XForwardedProto) | idBit(HeaderName::XForwardedHost) |
+    idBit(HeaderName::Underscored);
+
 // POST, PUT, PATCH: methods whose requests carry a body, if only an empty one.
 bool definesBody(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
@@ -149,11 +160,7 @@ std::string_view writeUpstreamRequestHead(const MessageHead& request, std::strin
   const std::string* host = nullptr;
   bool has_request_id = false;
   for (const auto& f : request.headers) {
-    if (hop_by_hop(f) || f.id == HeaderName::ContentLength || f.id == HeaderName::Expect ||
-        f.id == HeaderName::XForwardedProto || f.id == HeaderName::XForwardedHost ||
-        f.id == HeaderName::Underscored) {
-      continue;
-    }
+    if (hop_by_hop(f) || (kRestatedOrDropped & idBit(f.id)) != 0) continue;
     if (f.id == HeaderName::XForwardedFor) {
       forwarded_for.append(f.value).append(", ");
       continue;

@@ -115,7 +115,10 @@ int Http1Parser::startValue(llhttp_t* p) {
   }
   HeaderField& f = head_.headers.back();
   f.id = classifyHeaderName(f.name);
-  if (f.id == HeaderName::Underscored) ++head_.underscored_fields;
+  if (kind_ == Kind::Request && f.id == HeaderName::Other && hasUnderscore(f.name)) {
+    f.id = HeaderName::Underscored;
+    ++head_.underscored_fields;
+  }
   part_ = HeadPart::Value;
   return 0;
 }

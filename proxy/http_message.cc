@@ -2,9 +2,7 @@
 
 namespace crest::proxy {
 
-namespace {
-
-HeaderName knownHeaderName(std::string_view name) {
+HeaderName classifyHeaderName(std::string_view name) {
   // The length picks the few candidates; one comparison settles it.
   auto is = [name](std::string_view known, HeaderName id) {
     return equalsIgnoreCase(name, known) ? id : HeaderName::Other;
@@ -38,15 +36,6 @@ HeaderName knownHeaderName(std::string_view name) {
     default:
       return HeaderName::Other;
   }
-}
-
-}  // namespace
-
-HeaderName classifyHeaderName(std::string_view name) {
-  HeaderName id = knownHeaderName(name);
-  if (id == HeaderName::Other && name.find('_') != std::string_view::npos)
-    return HeaderName::Underscored;
-  return id;
 }
 
 }  // namespace crest::proxy

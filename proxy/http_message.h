@@ -36,7 +36,8 @@ enum class HeaderName : uint8_t {
   XForwardedHost,
   XForwardedProto,
   XRequestId,
-  // A name with `_` in it, which no name above has: never forwarded to a
+  // A request field whose name has `_` in it (no name above has one), set
+  // by the request parser, not by classifyHeaderName: never forwarded to a
   // server, which might read `Transfer_Encoding` as Transfer-Encoding (CGI,
   // WSGI and some frameworks map `_` to `-`).
   Underscored,
@@ -128,7 +129,46 @@ inline uint64_t lowerWord(const char* p) {
   uint64_t upper = (low7 + kOnes * 0x3f) & ~(low7 + kOnes * 0x25) & ~x & (kOnes * 0x80);
   return x | (upper >> 2);
 }
+
+// Whether any byte of the eight is '_': x ^ '_' has a zero byte there, and
+// (v - 0x01..) & ~v & 0x80.. is non-zero exactly when v has a zero byte.
+inline bool wordHasUnderscore(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  uint64_t v = x ^ (kOnes * '_');
+  return ((v - kOnes) & ~v & (kOnes * 0x80)) != 0;
+}
+inline uint64_t loadWord(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
 }  // namespace detail
+
+// Whether `name` contains '_', a word at a time: header names are short, and
+// a call to memchr for each costs more than the search. Never reads outside
+// the name: shorter ones are loaded in overlapping halves, or byte by byte
+// into a zeroed word (zero bytes are not '_').
+inline bool hasUnderscore(std::string_view name) {
+  const char* p = name.data();
+  size_t n = name.size();
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (detail::wordHasUnderscore(detail::loadWord(p + i))) return true;
+    }
+    return detail::wordHasUnderscore(detail::loadWord(p + n - 8));
+  }
+  uint64_t x = 0;
+  if (n >= 4) {
+    uint32_t head, tail;
+    std::memcpy(&head, p, 4);
+    std::memcpy(&tail, p + n - 4, 4);
+    x = head | (static_cast<uint64_t>(tail) << 32);
+  } else {
+    for (size_t i = 0; i < n; ++i)
+      x |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  }
+  return detail::wordHasUnderscore(x);
+}
 
 inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "test/support/evbuffer_text.h"
 
@@ -319,4 +320,21 @@ TEST_CASE("parser: a head parsed where it was read is checked as any other") {
   std::string_view big = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789abcdef\r\n\r\n";
   CHECK(small.parseHead(big) == Event::Error);
   CHECK(small.errorStatus() == 431);
+}
+
+TEST_CASE("parser: request fields named with _ are marked and counted, response fields not") {
+  auto p = request(
+      "GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nX-Ok: 1\r\nX_Y:\r\n\r\n", 3);
+  REQUIRE(p.end_event == Event::Complete);
+  CHECK(p.head.framing == Framing::None);
+  CHECK(p.head.underscored_fields == 2);
+  std::vector<HeaderName> ids;
+  for (const auto& f : p.head.headers) ids.push_back(f.id);
+  CHECK(ids == std::vector<HeaderName>{HeaderName::Host, HeaderName::Underscored, HeaderName::Other,
+                                       HeaderName::Underscored});
+  auto r = parseOne(Http1Parser::Kind::Response,
+                    "HTTP/1.1 200 OK\r\nX_Server: a\r\nContent-Length: 0\r\n\r\n");
+  REQUIRE(r.end_event == Event::Complete);
+  CHECK(r.head.underscored_fields == 0);
+  CHECK(r.head.headers.begin()->id == HeaderName::Other);
 }
