@@ -9,6 +9,8 @@
 #include "proxy/router.h"
 
 namespace crest::proxy {
+
+using namespace http;
 namespace {
 
 std::string jsonString(const std::string& s) {

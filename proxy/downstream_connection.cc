@@ -10,13 +10,15 @@
 
 #include "health/dispatcher.h"
 #include "proxy/exchange.h"
-#include "proxy/header_rewrite.h"
+#include "http/header_rewrite.h"
 #include "proxy/health_reporter.h"
 #include "proxy/log.h"
 #include "proxy/tls_io.h"
 #include "proxy/worker.h"
 
 namespace crest::proxy {
+
+using namespace http;
 
 namespace {
 

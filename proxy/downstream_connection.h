@@ -15,7 +15,7 @@
 #include <string>
 
 #include "proxy/deadline_timer.h"
-#include "proxy/http_message.h"
+#include "http/http_message.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
 
@@ -81,7 +81,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
 
   void startExchange();
   // False when the route's rate limit refused the request (answered 429).
-  bool checkRateLimit(const RouteTarget& target, const MessageHead& head);
+  bool checkRateLimit(const RouteTarget& target, const http::MessageHead& head);
   // Takes or waits for a slot of pool_; false when the request waits or was shed.
   bool admit();
   // The queue's decision, or Waiting when the wait timed out.
@@ -99,7 +99,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // Answers with stale_ when it is still within its stale time.
   bool serveStale();
   // Decides at the response head whether it will be stored (pending_store_).
-  void prepareStore(const MessageHead& response);
+  void prepareStore(const http::MessageHead& response);
   // Stores the completed response when prepared; ends a fill this request leads.
   void finishStore();
   // Drops a response being stored, and its body so far; ends a fill this request leads.
@@ -114,7 +114,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // The pool for this request: the route's, or its split's choice for split_key_.
   const PoolRuntime* choosePool(const RouteTarget& target);
   // A hash of the request's key (client address, header or cookie; random for none).
-  uint64_t keyHash(const conf::RequestKey& key, const MessageHead& head);
+  uint64_t keyHash(const conf::RequestKey& key, const http::MessageHead& head);
   void writeRequestHead();
   void dispatch();
   // The server's answer breaks HTTP: 502 when nothing was sent yet, else a close.

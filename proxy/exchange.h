@@ -14,8 +14,8 @@
 #include <string>
 
 #include "balancer/balancer.h"
-#include "proxy/body_encoder.h"
-#include "proxy/http1_parser.h"
+#include "http/body_encoder.h"
+#include "http/http1_parser.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
 
@@ -52,8 +52,8 @@ struct ExchangeState {
   std::unique_ptr<UpstreamConnection> upstream;
   bool upstream_timer_started = false;
   uint64_t request_bytes_sent = 0;
-  BodyEncoder request_body;
-  BodyEncoder response_body;
+  http::BodyEncoder request_body;
+  http::BodyEncoder response_body;
   balancer::TriedSet tried;
   uint32_t retries_left = 0;
   std::string target;
@@ -70,9 +70,9 @@ struct ExchangeState {
 };
 
 struct Exchange : ExchangeState {
-  explicit Exchange(ParserLimits request_limits)
-      : request_parser(Http1Parser::Kind::Request, request_limits),
-        response_parser(Http1Parser::Kind::Response, ParserLimits{}),
+  explicit Exchange(http::ParserLimits request_limits)
+      : request_parser(http::Http1Parser::Kind::Request, request_limits),
+        response_parser(http::Http1Parser::Kind::Response, http::ParserLimits{}),
         request_out(evbuffer_new()) {}
   ~Exchange() { evbuffer_free(request_out); }
   Exchange(const Exchange&) = delete;
@@ -80,17 +80,17 @@ struct Exchange : ExchangeState {
 
   // Readies a finished exchange for a new request (of any connection),
   // keeping what its parsers and buffer have allocated.
-  void restart(ParserLimits request_limits) {
+  void restart(http::ParserLimits request_limits) {
     static_cast<ExchangeState&>(*this) = ExchangeState{};
     request_parser.restart(request_limits);
-    response_parser.restart(ParserLimits{});
+    response_parser.restart(http::ParserLimits{});
     request_head.clear();
     evbuffer_drain(request_out, evbuffer_get_length(request_out));
     response_head.clear();
   }
 
-  Http1Parser request_parser;
-  Http1Parser response_parser;
+  http::Http1Parser request_parser;
+  http::Http1Parser response_parser;
   // The request on its way to the server: its head, then its body.
   std::string request_head;
   evbuffer* request_out;

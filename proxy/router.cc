@@ -4,6 +4,8 @@
 
 namespace crest::proxy {
 
+using namespace http;
+
 std::string hostWithoutPort(std::string_view host) {
   std::string out;
   if (!host.empty() && host.front() == '[') {

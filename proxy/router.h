@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "conf/config.h"
-#include "proxy/http_message.h"
+#include "http/http_message.h"
 
 namespace crest::proxy {
 
@@ -15,7 +15,7 @@ class Router {
   explicit Router(const std::vector<conf::Route>& routes) : routes_(&routes) {}
 
   // Index of the first route that matches, or -1 (404).
-  int match(std::string_view host, std::string_view path, const MessageHead& head) const;
+  int match(std::string_view host, std::string_view path, const http::MessageHead& head) const;
 
  private:
   const std::vector<conf::Route>* routes_;

@@ -1,6 +1,8 @@
 #include "proxy/runtime.h"
 
 namespace crest::proxy {
+
+using namespace http;
 namespace {
 
 std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::string& pool,

@@ -12,6 +12,8 @@
 
 namespace crest::proxy {
 
+using namespace http;
+
 UpstreamConnection::UpstreamConnection(UpstreamPool& pool, std::shared_ptr<UpstreamServer> server)
     : pool_(pool),
       server_(std::move(server)),

@@ -19,6 +19,8 @@
 
 namespace crest::proxy {
 
+using namespace http;
+
 Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
                int access_log_fd, ConnectionBudget& budget)
     : runtime_(std::move(runtime)),

@@ -88,7 +88,7 @@ class Worker {
   std::vector<DownstreamConnection*> connectionsOf(const std::string& name) const;
   void connectionClosed(DownstreamConnection* conn);
   // An exchange for a request about to start: a spare one when there is.
-  std::unique_ptr<Exchange> takeExchange(ParserLimits request_limits);
+  std::unique_ptr<Exchange> takeExchange(http::ParserLimits request_limits);
   // Takes back the finished exchange of a connection gone idle or closed
   // (released of everything it held), keeping a few spares.
   void recycleExchange(std::unique_ptr<Exchange> exchange);

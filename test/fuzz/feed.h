@@ -8,17 +8,17 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "proxy/body_encoder.h"
-#include "proxy/http1_parser.h"
+#include "http/body_encoder.h"
+#include "http/http1_parser.h"
 
 namespace crest::fuzz {
 
 template <typename OnHead>
-void feedInSteps(proxy::Http1Parser& parser, const uint8_t* data, size_t size, size_t step,
+void feedInSteps(http::Http1Parser& parser, const uint8_t* data, size_t size, size_t step,
                  int max_messages, evbuffer* out, OnHead&& on_head) {
-  using Event = proxy::Http1Parser::Event;
+  using Event = http::Http1Parser::Event;
   evbuffer* in = evbuffer_new();
-  proxy::BodyEncoder encoder(out, true);
+  http::BodyEncoder encoder(out, true);
   size_t fed = 0;
   for (int messages = 0; messages < max_messages;) {
     Event ev = parser.parse(in, encoder, 1 << 16);

@@ -2,10 +2,10 @@
 // input is split across reads; every head that parses is re-serialized for a
 // server, as the proxy does.
 
-#include "proxy/header_rewrite.h"
+#include "http/header_rewrite.h"
 #include "test/fuzz/feed.h"
 
-using namespace crest::proxy;
+using namespace crest::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -1,10 +1,10 @@
 // libFuzzer target: bytes from a server, parsed and re-serialized for a
 // client; the first byte chooses the read split and whether the request was HEAD.
 
-#include "proxy/header_rewrite.h"
+#include "http/header_rewrite.h"
 #include "test/fuzz/feed.h"
 
-using namespace crest::proxy;
+using namespace crest::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

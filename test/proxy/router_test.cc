@@ -4,6 +4,7 @@
 
 using namespace crest;
 using namespace crest::proxy;
+using crest::http::MessageHead;
 
 namespace {
 

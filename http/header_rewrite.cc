@@ -1,4 +1,4 @@
-#include "proxy/header_rewrite.h"
+#include "http/header_rewrite.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace crest::proxy {
+namespace crest::http {
 namespace {
 
 // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding.
@@ -276,4 +276,4 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::http

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <string>
 
-namespace crest::proxy {
+namespace crest::http {
 
 class BodyEncoder {
  public:
@@ -39,4 +39,4 @@ class BodyEncoder {
   bool tap_overflowed_ = false;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::http

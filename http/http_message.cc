@@ -1,6 +1,6 @@
-#include "proxy/http_message.h"
+#include "http/http_message.h"
 
-namespace crest::proxy {
+namespace crest::http {
 
 HeaderName classifyHeaderName(std::string_view name) {
   // The length picks the few candidates; one comparison settles it.
@@ -38,4 +38,4 @@ HeaderName classifyHeaderName(std::string_view name) {
   }
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::http

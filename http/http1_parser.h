@@ -13,10 +13,10 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/body_encoder.h"
-#include "proxy/http_message.h"
+#include "http/body_encoder.h"
+#include "http/http_message.h"
 
-namespace crest::proxy {
+namespace crest::http {
 
 struct ParserLimits {
   uint64_t max_head_bytes = 16 * 1024;  // request/status line + headers
@@ -121,4 +121,4 @@ class Http1Parser {
   std::string error_reason_;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::http

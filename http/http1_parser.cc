@@ -1,9 +1,9 @@
-#include "proxy/http1_parser.h"
+#include "http/http1_parser.h"
 
 #include <algorithm>
 #include <cstring>
 
-namespace crest::proxy {
+namespace crest::http {
 namespace {
 
 Http1Parser* self(llhttp_t* p) {
@@ -430,4 +430,4 @@ void Http1Parser::nextMessage() {
   past_first_line_ = false;
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::http

@@ -7,9 +7,9 @@
 
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "http/http_message.h"
 
-namespace crest::proxy {
+namespace crest::http {
 
 struct ForwardInfo {
   std::string_view client_ip;     // the peer address, appended to X-Forwarded-For
@@ -56,4 +56,4 @@ void storedHeaderLines(const MessageHead& response, std::string& all, std::strin
 
 std::string_view reasonPhrase(int status);
 
-}  // namespace crest::proxy
+}  // namespace crest::http

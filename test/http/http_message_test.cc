@@ -1,8 +1,8 @@
-#include "proxy/http_message.h"
+#include "http/http_message.h"
 
 #include <catch2/catch.hpp>
 
-using namespace crest::proxy;
+using namespace crest::http;
 
 TEST_CASE("message: the names the proxy acts on are known in any case, others are not") {
   CHECK(classifyHeaderName("Host") == HeaderName::Host);

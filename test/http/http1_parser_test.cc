@@ -1,4 +1,4 @@
-#include "proxy/http1_parser.h"
+#include "http/http1_parser.h"
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -6,7 +6,7 @@
 
 #include "test/support/evbuffer_text.h"
 
-using namespace crest::proxy;
+using namespace crest::http;
 using crest::test::makeBuffer;
 using crest::test::text;
 using Event = Http1Parser::Event;

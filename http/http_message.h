@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace crest::proxy {
+namespace crest::http {
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 
@@ -186,4 +186,4 @@ inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::http

@@ -1,8 +1,8 @@
-#include "proxy/body_encoder.h"
+#include "http/body_encoder.h"
 
 #include <cstdio>
 
-namespace crest::proxy {
+namespace crest::http {
 
 void BodyEncoder::chunkHeader(size_t len) {
   char line[24];
@@ -42,4 +42,4 @@ void BodyEncoder::finish() {
   if (chunked_) evbuffer_add(out_, "0\r\n\r\n", 5);
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::http

@@ -1,10 +1,10 @@
-#include "proxy/header_rewrite.h"
+#include "http/header_rewrite.h"
 
 #include <catch2/catch.hpp>
 
 #include "test/support/evbuffer_text.h"
 
-using namespace crest::proxy;
+using namespace crest::http;
 using crest::test::makeBuffer;
 using crest::test::text;
 
