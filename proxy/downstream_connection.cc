@@ -13,12 +13,13 @@
 #include "http/header_rewrite.h"
 #include "proxy/health_reporter.h"
 #include "proxy/log.h"
-#include "proxy/tls_io.h"
+#include "io/tls_io.h"
 #include "proxy/worker.h"
 
 namespace crest::proxy {
 
 using namespace http;
+using namespace io;
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "proxy/deadline_timer.h"
+#include "io/deadline_timer.h"
 #include "http/http_message.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
@@ -153,7 +153,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   uint64_t client_hash_;
   ListenerCells* listener_metrics_;
   SSL* ssl_;
-  DeadlineTimer timer_;
+  io::DeadlineTimer timer_;
   std::shared_ptr<const Runtime> runtime_;
   const ListenerRuntime* listener_ = nullptr;
   Phase phase_ = Phase::AwaitingRequest;

@@ -3,6 +3,7 @@
 namespace crest::proxy {
 
 using namespace http;
+using namespace io;
 namespace {
 
 std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::string& pool,

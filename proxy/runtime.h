@@ -17,7 +17,7 @@
 #include "limits/rate_limiter.h"
 #include "proxy/metrics.h"
 #include "proxy/router.h"
-#include "proxy/socket_io.h"
+#include "io/socket_io.h"
 #include "tls/tls_context.h"
 
 namespace crest::proxy {
@@ -25,14 +25,14 @@ namespace crest::proxy {
 // A server plus where to connect to it. Outlives reloads while its pool and
 // address stay (health state and counters carry over).
 struct UpstreamServer : balancer::Server, std::enable_shared_from_this<UpstreamServer> {
-  UpstreamServer(std::string pool_name, std::string address, SocketAddress sockaddr,
+  UpstreamServer(std::string pool_name, std::string address, io::SocketAddress sockaddr,
                  ServerCells* cells)
       : Server(std::move(address)),
         pool(std::move(pool_name)),
         socket_address(sockaddr),
         metrics(cells) {}
   const std::string pool;
-  const SocketAddress socket_address;
+  const io::SocketAddress socket_address;
   ServerCells* const metrics;
 };
 

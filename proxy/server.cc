@@ -15,6 +15,8 @@
 
 namespace crest::proxy {
 
+using namespace io;
+
 using health::toTimeval;
 namespace {
 

@@ -13,6 +13,7 @@
 namespace crest::proxy {
 
 using namespace http;
+using namespace io;
 
 UpstreamConnection::UpstreamConnection(UpstreamPool& pool, std::shared_ptr<UpstreamServer> server)
     : pool_(pool),

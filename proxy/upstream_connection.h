@@ -12,9 +12,9 @@
 #include <chrono>
 #include <memory>
 
-#include "proxy/deadline_timer.h"
+#include "io/deadline_timer.h"
 #include "proxy/runtime.h"
-#include "proxy/socket_io.h"
+#include "io/socket_io.h"
 
 namespace crest::proxy {
 
@@ -46,7 +46,7 @@ class UpstreamConnection {
   bool flush(std::string& head, evbuffer* body);
   // Reads what the socket has, up to `cap` buffered bytes (small reads
   // through the worker's `scratch`; with `kept`, one may stay there: readInto).
-  void pullInput(size_t cap, ReadScratch& scratch, std::string_view* kept = nullptr);
+  void pullInput(size_t cap, io::ReadScratch& scratch, std::string_view* kept = nullptr);
 
   // Restarts the response clock: time to the next byte from the server.
   void expectResponseWithin(std::chrono::milliseconds timeout);
@@ -78,7 +78,7 @@ class UpstreamConnection {
   int fd_ = -1;
   event* event_ = nullptr;
   evbuffer* in_;
-  DeadlineTimer timer_;
+  io::DeadlineTimer timer_;
   Handler* handler_ = nullptr;
   State state_ = State::Connecting;
   int connect_errno_ = 0;

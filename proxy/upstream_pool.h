@@ -16,7 +16,7 @@ namespace crest::proxy {
 
 class UpstreamPool {
  public:
-  explicit UpstreamPool(EventLoop& loop) : loop_(loop) {}
+  explicit UpstreamPool(io::EventLoop& loop) : loop_(loop) {}
   ~UpstreamPool();
 
   // An idle connection to `server`, or a new one being connected (null when
@@ -30,10 +30,10 @@ class UpstreamPool {
   void discard(UpstreamConnection* conn);
   // Closes every idle connection (shutdown).
   void clear();
-  EventLoop& loop() { return loop_; }
+  io::EventLoop& loop() { return loop_; }
 
  private:
-  EventLoop& loop_;
+  io::EventLoop& loop_;
   std::unordered_map<const UpstreamServer*, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
 };
 

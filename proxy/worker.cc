@@ -12,14 +12,15 @@
 #include <limits>
 
 #include "health/dispatcher.h"
-#include "proxy/busy_poll.h"
+#include "io/busy_poll.h"
 #include "proxy/downstream_connection.h"
 #include "proxy/log.h"
-#include "proxy/tls_io.h"
+#include "io/tls_io.h"
 
 namespace crest::proxy {
 
 using namespace http;
+using namespace io;
 
 Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
                int access_log_fd, ConnectionBudget& budget)

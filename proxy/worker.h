@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "proxy/access_log.h"
-#include "proxy/event_loop.h"
+#include "io/event_loop.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
-#include "proxy/socket_io.h"
-#include "proxy/spare_list.h"
+#include "io/socket_io.h"
+#include "io/spare_list.h"
 #include "proxy/upstream_pool.h"
 
 namespace crest::proxy {
@@ -78,9 +78,9 @@ class Worker {
   void onExit(std::function<void()> callback) { on_exit_ = std::move(callback); }
 
   // Worker-thread only below.
-  EventLoop& loop() { return loop_; }
+  io::EventLoop& loop() { return loop_; }
   // The time of this loop turn, for the worker's connections.
-  LoopClock& clock() { return loop_.clock(); }
+  io::LoopClock& clock() { return loop_.clock(); }
   UpstreamPool& upstreamPool() { return upstream_pool_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   bool draining() const { return draining_; }
@@ -97,7 +97,7 @@ class Worker {
   evbuffer* takeBuffer();
   void recycleBuffer(evbuffer* buffer);
   // Where this worker's connections read small pieces (beginRead).
-  ReadScratch& readScratch() { return read_scratch_; }
+  io::ReadScratch& readScratch() { return read_scratch_; }
   // Writes a fresh X-Request-Id, 32 hex digits, over `id`: in the memory of
   // the recycled exchange's last one, where a new string would allocate.
   void newRequestId(std::string& id);
@@ -138,7 +138,7 @@ class Worker {
   // The event loop, with the busy poll between events (proxy/busy_poll.h).
   void run();
 
-  EventLoop loop_;  // first: what follows frees its events on it
+  io::EventLoop loop_;  // first: what follows frees its events on it
   std::shared_ptr<const Runtime> runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::vector<std::unique_ptr<DrainTimer>> drain_timers_;
@@ -154,9 +154,9 @@ class Worker {
   std::mt19937_64 random_;
   std::unique_ptr<AccessLogWriter> access_log_;
   // Enough for the requests that start and end within one loop pass.
-  SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
-  SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange
-  ReadScratch read_scratch_;
+  io::SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
+  io::SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange
+  io::ReadScratch read_scratch_;
   uint64_t activity_ = 0;
 };
 

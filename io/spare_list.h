@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <vector>
 
-namespace crest::proxy {
+namespace crest::io {
 
 template <typename T, void (*Free)(T*), size_t Capacity>
 class SpareList {
@@ -43,4 +43,4 @@ class SpareList {
   std::vector<T*> spares_;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::io

@@ -10,7 +10,7 @@
 
 #include <chrono>
 
-namespace crest::proxy {
+namespace crest::io {
 
 class LoopClock {
  public:
@@ -31,4 +31,4 @@ class LoopClock {
   bool fresh_ = false;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::io

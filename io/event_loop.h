@@ -7,10 +7,10 @@
 
 #include <event2/event.h>
 
-#include "proxy/loop_clock.h"
-#include "proxy/spare_list.h"
+#include "io/loop_clock.h"
+#include "io/spare_list.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 class EventLoop {
  public:
@@ -37,4 +37,4 @@ class EventLoop {
   SpareList<event, event_free, 256> spare_events_;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::io

@@ -1,11 +1,11 @@
-#include "proxy/tls_io.h"
+#include "io/tls_io.h"
 
 #include <openssl/err.h>
 
 #include <algorithm>
 #include <cerrno>
 
-namespace crest::proxy {
+namespace crest::io {
 namespace {
 
 constexpr size_t kRecord = 16 * 1024;
@@ -91,4 +91,4 @@ IoResult tlsWrite(SSL* ssl, evbuffer* buffer, size_t& bytes_written) {
   return IoResult::Progress;
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::io

@@ -1,6 +1,6 @@
-#include "proxy/event_loop.h"
+#include "io/event_loop.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 event* EventLoop::makeEvent(evutil_socket_t fd, short what, event_callback_fn callback, void* arg) {
   event* ev = spare_events_.take();
@@ -14,4 +14,4 @@ void EventLoop::releaseEvent(event* ev) {
   spare_events_.give(ev);
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::io

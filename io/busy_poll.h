@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace crest::proxy {
+namespace crest::io {
 
 class BusyPoll {
  public:
@@ -40,4 +40,4 @@ class BusyPoll {
   bool idle_ = true;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::io

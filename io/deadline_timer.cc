@@ -1,8 +1,8 @@
-#include "proxy/deadline_timer.h"
+#include "io/deadline_timer.h"
 
 #include "health/dispatcher.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 void DeadlineTimer::arm(Clock::time_point deadline, Clock::time_point now) {
   // Rounded up: an event that fires a little early only re-arms itself.
@@ -29,4 +29,4 @@ bool DeadlineTimer::expired() {
   return false;
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::io

@@ -1,4 +1,4 @@
-#include "proxy/socket_io.h"
+#include "io/socket_io.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,11 +13,11 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/tls_io.h"
+#include "io/tls_io.h"
 #include "test/support/evbuffer_text.h"
 #include "test/support/self_signed.h"
 
-using namespace crest::proxy;
+using namespace crest::io;
 namespace test = crest::test;
 
 namespace {

@@ -13,7 +13,7 @@
 
 #include "conf/units.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 struct SocketAddress {
   sockaddr_storage storage{};
@@ -90,4 +90,4 @@ IoResult readInto(int fd, evbuffer* buffer, size_t cap, size_t& bytes_read, bool
 // small exchange), and it goes out with the body in one call all the same.
 IoResult writeFrom(int fd, std::string& head, evbuffer* buffer, size_t& bytes_written);
 
-}  // namespace crest::proxy
+}  // namespace crest::io

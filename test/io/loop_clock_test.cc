@@ -1,8 +1,8 @@
-#include "proxy/loop_clock.h"
+#include "io/loop_clock.h"
 
 #include <catch2/catch.hpp>
 
-using crest::proxy::LoopClock;
+using crest::io::LoopClock;
 
 TEST_CASE("one loop turn reads the clock once; the next turn reads it again") {
   LoopClock clock;

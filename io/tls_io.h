@@ -6,9 +6,9 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
-#include "proxy/socket_io.h"
+#include "io/socket_io.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 // Puts `ssl` on the socket `fd` for the functions below. It reads ahead (one
 // read takes in every record that has arrived) and notes whether its last
@@ -29,4 +29,4 @@ IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, boo
 // into one record (and one send) instead of a record each.
 IoResult tlsWrite(SSL* ssl, evbuffer* buffer, size_t& bytes_written);
 
-}  // namespace crest::proxy
+}  // namespace crest::io

@@ -1,4 +1,4 @@
-#include "proxy/socket_io.h"
+#include "io/socket_io.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 
 #include "balancer/balancer.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 bool resolveAddress(const conf::HostPort& hp, SocketAddress& out, std::string& error) {
   addrinfo hints{};
@@ -213,4 +213,4 @@ IoResult writeFrom(int fd, std::string& head, evbuffer* buffer, size_t& bytes_wr
   }
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::io

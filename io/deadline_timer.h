@@ -10,9 +10,9 @@
 
 #include <chrono>
 
-#include "proxy/event_loop.h"
+#include "io/event_loop.h"
 
-namespace crest::proxy {
+namespace crest::io {
 
 class DeadlineTimer {
  public:
@@ -40,4 +40,4 @@ class DeadlineTimer {
   Clock::time_point armed_ = Clock::time_point::max();  // when the event fires; max: not armed
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::io

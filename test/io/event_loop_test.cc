@@ -1,11 +1,11 @@
-#include "proxy/event_loop.h"
+#include "io/event_loop.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
-using crest::proxy::EventLoop;
+using crest::io::EventLoop;
 
 namespace {
 

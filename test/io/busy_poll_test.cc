@@ -1,8 +1,8 @@
-#include "proxy/busy_poll.h"
+#include "io/busy_poll.h"
 
 #include <catch2/catch.hpp>
 
-using crest::proxy::BusyPoll;
+using crest::io::BusyPoll;
 using namespace std::chrono_literals;
 
 TEST_CASE("a worker polls for one window after its last event, then sleeps") {
