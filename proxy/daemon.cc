@@ -11,6 +11,8 @@
 #include <fstream>
 
 namespace crest::proxy {
+
+
 namespace {
 
 void report(int& fd, char code) {

@@ -12,7 +12,7 @@
 #include "proxy/exchange.h"
 #include "http/header_rewrite.h"
 #include "proxy/health_reporter.h"
-#include "proxy/log.h"
+#include "observe/log.h"
 #include "io/tls_io.h"
 #include "proxy/worker.h"
 
@@ -20,6 +20,7 @@ namespace crest::proxy {
 
 using namespace http;
 using namespace io;
+using namespace observe;
 
 namespace {
 

@@ -30,7 +30,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // Takes ownership of `ssl` (null for plain HTTP), already bound to `fd`.
   // `listener_metrics` name the listener it was accepted on.
   DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
-                       ListenerCells* listener_metrics, SSL* ssl);
+                       observe::ListenerCells* listener_metrics, SSL* ssl);
   ~DownstreamConnection() override;
   DownstreamConnection(const DownstreamConnection&) = delete;
   DownstreamConnection& operator=(const DownstreamConnection&) = delete;
@@ -95,7 +95,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // Cached routes: true when answered from the cache or waiting for a fill.
   bool answerFromCache();
   // Answers from a stored response (a HIT may become a 304).
-  void serveStored(std::shared_ptr<const cache::StoredResponse> entry, CacheResult result);
+  void serveStored(std::shared_ptr<const cache::StoredResponse> entry, observe::CacheResult result);
   // Answers with stale_ when it is still within its stale time.
   bool serveStale();
   // Decides at the response head whether it will be stored (pending_store_).
@@ -110,7 +110,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   // The bookkeeping shared by every answer the proxy makes itself.
   void finishLocalAnswer(int status, uint64_t body_bytes);
   // Answers with the route's fallback, else 503, instead of the pool.
-  void shed(ShedReason reason, std::string_view why);
+  void shed(observe::ShedReason reason, std::string_view why);
   // The pool for this request: the route's, or its split's choice for split_key_.
   const PoolRuntime* choosePool(const RouteTarget& target);
   // A hash of the request's key (client address, header or cookie; random for none).
@@ -151,7 +151,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   evbuffer* out_ = nullptr;
   std::string peer_ip_;
   uint64_t client_hash_;
-  ListenerCells* listener_metrics_;
+  observe::ListenerCells* listener_metrics_;
   SSL* ssl_;
   io::DeadlineTimer timer_;
   std::shared_ptr<const Runtime> runtime_;

@@ -34,7 +34,7 @@ struct ExchangeState {
   std::shared_ptr<Waiter> waiter;  // set while queued
   bool holds_slot = false;
   // Cached routes.
-  std::optional<CacheResult> cache_result;  // the X-Cache of this response
+  std::optional<observe::CacheResult> cache_result;  // the X-Cache of this response
   std::string cache_host;                   // the key's host: lower-case, no port
   std::shared_ptr<Waiter> fill_waiter;      // set while waiting for another request's fill
   bool coalesced = false;                   // waited for a fill once: no second wait

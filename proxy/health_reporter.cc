@@ -1,8 +1,10 @@
 #include "proxy/health_reporter.h"
 
-#include "proxy/log.h"
+#include "observe/log.h"
 
 namespace crest::proxy {
+
+using namespace observe;
 
 void logHealthChange(const std::string& pool, const std::string& address, bool healthy,
                      const std::string& why) {

@@ -12,13 +12,13 @@ namespace crest::proxy {
 
 class HealthReporter : public health::HealthObserver {
  public:
-  explicit HealthReporter(Metrics& metrics) : metrics_(metrics) {}
+  explicit HealthReporter(observe::Metrics& metrics) : metrics_(metrics) {}
   void onProbe(const health::CheckedServer& server, const health::ProbeResult& result) override;
   void onStateChange(const health::CheckedServer& server, bool healthy,
                      const std::string& why) override;
 
  private:
-  Metrics& metrics_;
+  observe::Metrics& metrics_;
 };
 
 // Every server of `runtime`, with its pool's check if it has one.

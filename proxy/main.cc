@@ -11,7 +11,7 @@
 
 #include "conf/loader.h"
 #include "proxy/daemon.h"
-#include "proxy/log.h"
+#include "observe/log.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "tls/tls_context.h"
@@ -30,7 +30,7 @@ enum ExitCode { kOk = 0, kConfigError = 1, kUsageError = 2, kStartFailure = 3 };
 // Everything --check validates beyond the YAML: certificates and keys load,
 // server addresses resolve. Returns the runtime when all is well.
 std::shared_ptr<const crest::proxy::Runtime> loadAll(
-    const std::string& path, crest::proxy::Metrics& metrics,
+    const std::string& path, crest::observe::Metrics& metrics,
     const std::shared_ptr<crest::tls::TicketKeys>& tickets,
     std::vector<crest::conf::ConfigError>& errors) {
   auto loaded = crest::conf::loadConfigFile(path);
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
       return code;
     }
   }
-  crest::proxy::log::info("open files limit: " +
+  crest::observe::log::info("open files limit: " +
                           std::to_string(crest::proxy::raiseOpenFilesLimit()));
   // Writes to a peer that has gone are errors to handle, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     std::string error;
     if (!pid_file.empty()) {
       wrote_pid = crest::proxy::writePidFile(pid_file, getpid(), error);
-      if (!wrote_pid) crest::proxy::log::error(error);
+      if (!wrote_pid) crest::observe::log::error(error);
     }
     crest::proxy::reportStarted(report_fd);
   });

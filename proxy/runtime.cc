@@ -4,6 +4,8 @@ namespace crest::proxy {
 
 using namespace http;
 using namespace io;
+using namespace observe;
+
 namespace {
 
 std::shared_ptr<UpstreamServer> findServer(const Runtime* previous, const std::string& pool,

@@ -15,7 +15,7 @@
 #include "conf/yaml_reader.h"
 #include "limits/admission_queue.h"
 #include "limits/rate_limiter.h"
-#include "proxy/metrics.h"
+#include "observe/metrics.h"
 #include "proxy/router.h"
 #include "io/socket_io.h"
 #include "tls/tls_context.h"
@@ -26,19 +26,19 @@ namespace crest::proxy {
 // address stay (health state and counters carry over).
 struct UpstreamServer : balancer::Server, std::enable_shared_from_this<UpstreamServer> {
   UpstreamServer(std::string pool_name, std::string address, io::SocketAddress sockaddr,
-                 ServerCells* cells)
+                 observe::ServerCells* cells)
       : Server(std::move(address)),
         pool(std::move(pool_name)),
         socket_address(sockaddr),
         metrics(cells) {}
   const std::string pool;
   const io::SocketAddress socket_address;
-  ServerCells* const metrics;
+  observe::ServerCells* const metrics;
 };
 
 struct PoolRuntime {
   const conf::Pool* config = nullptr;
-  PoolCells* metrics = nullptr;
+  observe::PoolCells* metrics = nullptr;
   size_t index = 0;                                      // position in Runtime::pools()
   std::vector<std::shared_ptr<UpstreamServer>> servers;  // in configuration order
   std::unique_ptr<balancer::Balancer> balancer;
@@ -72,7 +72,7 @@ struct ListenerRuntime {
   std::vector<RouteTarget> routes;  // parallel to config->routes
   // Request counters of this listener by pool index; the last entry is for
   // requests that reached no pool (pool="").
-  std::vector<RequestCells*> request_cells;
+  std::vector<observe::RequestCells*> request_cells;
 };
 
 // Whether any server of `pool` is healthy right now.
@@ -85,7 +85,7 @@ class Runtime {
   // resolved.
   static std::shared_ptr<const Runtime> build(std::shared_ptr<const conf::Config> config,
                                               const Runtime* previous, uint64_t generation,
-                                              Metrics& metrics,
+                                              observe::Metrics& metrics,
                                               const std::shared_ptr<tls::TicketKeys>& tickets,
                                               std::vector<conf::ConfigError>& errors);
 
@@ -98,7 +98,7 @@ class Runtime {
   // The response cache shared by all workers; null without a cache section.
   // Kept across reloads while cache.max_size stays.
   const std::shared_ptr<cache::ResponseCache>& cache() const { return cache_; }
-  std::array<CounterCell, kCacheResults>* cacheResults() const { return cache_results_; }
+  std::array<observe::CounterCell, observe::kCacheResults>* cacheResults() const { return cache_results_; }
 
  private:
   std::shared_ptr<const conf::Config> config_;
@@ -106,7 +106,7 @@ class Runtime {
   std::vector<PoolRuntime> pools_;
   std::vector<ListenerRuntime> listeners_;
   std::shared_ptr<cache::ResponseCache> cache_;
-  std::array<CounterCell, kCacheResults>* cache_results_ = nullptr;
+  std::array<observe::CounterCell, observe::kCacheResults>* cache_results_ = nullptr;
 };
 
 }  // namespace crest::proxy

@@ -11,11 +11,12 @@
 
 #include "conf/loader.h"
 #include "health/dispatcher.h"
-#include "proxy/log.h"
+#include "observe/log.h"
 
 namespace crest::proxy {
 
 using namespace io;
+using namespace observe;
 
 using health::toTimeval;
 namespace {
@@ -178,15 +179,19 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
     }
   }
   reload_status_ = ReloadStatus{log::nowUnixSeconds(), true};
-  metrics_.setRuntimeSource([this] { return runtime_; });
+  metrics_.setLiveSource([this] { return liveState(*runtime_); });
   metrics_.countReload(true, runtime_->generation(), reload_status_.time);
   if (cfg.admin.listen) {
     SocketAddress addr;
     std::string error;
     int fd = resolveAddress(*cfg.admin.listen, addr, error) ? listenSocket(addr, false, error) : -1;
-    admin_ = std::make_unique<AdminServer>(
-        base_, [this] { return runtime_; }, [this] { return reload_status_; },
-        [this] { return metrics_.render(); });
+    admin_ = std::make_unique<observe::AdminServer>(
+        base_, observe::AdminHandlers{
+                   [this] { return metrics_.render(); },
+                   [this] { return statusJson(*runtime_, reload_status_); },
+                   [this](std::string_view host, std::string_view path) {
+                     return purgeCache(*runtime_, host, path);
+                   }});
     if (fd < 0 || !admin_->serve(fd)) {
       log::error("admin: cannot listen on " + cfg.admin.listen->text + ": " + error);
       closeSockets(sockets);

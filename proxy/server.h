@@ -15,10 +15,11 @@
 #include "health/health_checker.h"
 #include "health/http_prober.h"
 #include "health/libevent_dispatcher.h"
-#include "proxy/access_log.h"
-#include "proxy/admin_server.h"
+#include "observe/access_log.h"
+#include "observe/admin_server.h"
 #include "proxy/health_reporter.h"
 #include "proxy/runtime.h"
+#include "proxy/runtime_status.h"
 #include "proxy/worker.h"
 
 namespace crest::proxy {
@@ -34,7 +35,7 @@ class Server {
   int run(std::shared_ptr<const Runtime> runtime, std::function<void()> on_started = {});
 
   // The metrics every Runtime of this process counts into.
-  Metrics& metrics() { return metrics_; }
+  observe::Metrics& metrics() { return metrics_; }
   // The session ticket keys every TLS listener of this process shares.
   const std::shared_ptr<tls::TicketKeys>& ticketKeys() const { return ticket_keys_; }
 
@@ -68,11 +69,11 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   // Each listener's sockets, one per worker in worker order; owned by the workers.
   std::unordered_map<std::string, std::vector<int>> listen_fds_;
-  std::unique_ptr<AdminServer> admin_;
-  std::unique_ptr<AccessLogFile> access_log_;
+  std::unique_ptr<observe::AdminServer> admin_;
+  std::unique_ptr<observe::AccessLogFile> access_log_;
   std::unique_ptr<health::LibeventDispatcher> dispatcher_;
   std::unique_ptr<health::HttpProber> prober_;
-  Metrics metrics_;
+  observe::Metrics metrics_;
   ConnectionBudget connection_budget_;
   // limits.max_connections, or half the open-files limit when it is 0 (auto).
   void applyConnectionLimit(const conf::Config& config);

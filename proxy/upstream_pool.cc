@@ -6,6 +6,8 @@
 
 namespace crest::proxy {
 
+using namespace observe;
+
 UpstreamPool::~UpstreamPool() {
   clear();
 }

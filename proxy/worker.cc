@@ -14,13 +14,14 @@
 #include "health/dispatcher.h"
 #include "io/busy_poll.h"
 #include "proxy/downstream_connection.h"
-#include "proxy/log.h"
+#include "observe/log.h"
 #include "io/tls_io.h"
 
 namespace crest::proxy {
 
 using namespace http;
 using namespace io;
+using namespace observe;
 
 Worker::Worker(std::shared_ptr<const Runtime> runtime, std::vector<ListenSocket> sockets,
                int access_log_fd, ConnectionBudget& budget)

@@ -16,7 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "proxy/access_log.h"
+#include "observe/access_log.h"
 #include "io/event_loop.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
@@ -45,7 +45,7 @@ struct ConnectionBudget {
 struct ListenSocket {
   std::string listener;  // listener name
   int fd = -1;
-  ListenerCells* metrics = nullptr;
+  observe::ListenerCells* metrics = nullptr;
 };
 
 class Worker {
@@ -103,7 +103,7 @@ class Worker {
   void newRequestId(std::string& id);
   uint64_t random() { return random_(); }
   // Null when access logging is off.
-  AccessLogWriter* accessLog() { return access_log_.get(); }
+  observe::AccessLogWriter* accessLog() { return access_log_.get(); }
 
   // A connection was served an event: the busy poll's window starts again.
   void noteActivity() { ++activity_; }
@@ -113,7 +113,7 @@ class Worker {
     Worker* worker;
     std::string listener;
     int fd;
-    ListenerCells* metrics;
+    observe::ListenerCells* metrics;
     event* ev;
   };
   // Closes what a removed listener still has open when its drain time is up.
@@ -152,7 +152,7 @@ class Worker {
   ConnectionBudget& budget_;
   std::function<void()> on_exit_;
   std::mt19937_64 random_;
-  std::unique_ptr<AccessLogWriter> access_log_;
+  std::unique_ptr<observe::AccessLogWriter> access_log_;
   // Enough for the requests that start and end within one loop pass.
   io::SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
   io::SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange

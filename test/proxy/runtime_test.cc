@@ -6,6 +6,7 @@
 
 using namespace crest;
 using namespace crest::proxy;
+using crest::observe::Metrics;
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "proxy/access_log.h"
+#include "observe/access_log.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace crest::proxy {
+namespace crest::observe {
 namespace {
 
 constexpr size_t kFlushBytes = 64 * 1024;
@@ -162,4 +162,4 @@ void AccessLogWriter::onTimer(evutil_socket_t, short, void* arg) {
   self->flush();
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::observe

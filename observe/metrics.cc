@@ -1,12 +1,11 @@
-#include "proxy/metrics.h"
+#include "observe/metrics.h"
 
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
 
-#include "proxy/runtime.h"
 
-namespace crest::proxy {
+namespace crest::observe {
 namespace {
 
 using prometheus::ClientMetric;
@@ -113,25 +112,27 @@ void Metrics::countReload(bool success, uint64_t generation, double unix_time) {
 }
 
 std::vector<MetricFamily> Metrics::Collect() const {
-  std::shared_ptr<const Runtime> rt = runtime_ ? runtime_() : nullptr;
+  const LiveState live = live_ ? live_() : LiveState{};
   // Series of the running configuration are exported from the start, at 0,
   // so that rate() sees their first requests; those of listeners, pools and
   // servers a reload removed only while they hold counts.
-  auto poolOf = [&rt](const std::string& pool) -> const PoolRuntime* {
-    if (rt == nullptr) return nullptr;
-    for (const auto& p : rt->pools()) {
-      if (p.config->name == pool) return &p;
+  auto poolOf = [&live](const std::string& pool) -> const LivePool* {
+    for (const auto& p : live.pools) {
+      if (p.name == pool) return &p;
     }
     return nullptr;
   };
+  auto currentListener = [&live](const std::string& listener) {
+    return std::find(live.listeners.begin(), live.listeners.end(), listener) !=
+           live.listeners.end();
+  };
   auto currentRequests = [&](const std::string& listener, const std::string& pool) {
-    return rt != nullptr && rt->findListener(listener) != nullptr &&
-           (pool.empty() || poolOf(pool) != nullptr);
+    return currentListener(listener) && (pool.empty() || poolOf(pool) != nullptr);
   };
   auto currentServer = [&](const std::string& pool, const std::string& server) {
-    const PoolRuntime* p = poolOf(pool);
+    const LivePool* p = poolOf(pool);
     return p != nullptr && std::any_of(p->servers.begin(), p->servers.end(),
-                                       [&](const auto& s) { return s->address == server; });
+                                       [&](const LiveServer& s) { return s.address == server; });
   };
   auto counted = [](const std::array<CounterCell, kStatusClasses>& classes) {
     return std::any_of(classes.begin(), classes.end(),
@@ -209,20 +210,14 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto cache_bytes =
       family("crest_cache_bytes", "Bytes held by the response cache (headers and bodies)",
              MetricType::Gauge);
-  double cached = 0;
-  if (rt) {
-    if (rt->cache()) cached = static_cast<double>(rt->cache()->bytes());
-    for (const auto& pool : rt->pools()) {
-      double waiting = pool.admission ? pool.admission->waiting() : 0;
-      queue_depth.metric.push_back(
-          sample({{"pool", pool.config->name}}, waiting, MetricType::Gauge));
-      for (const auto& s : pool.servers) {
-        std::vector<ClientMetric::Label> labels = {{"pool", pool.config->name},
-                                                   {"server", s->address}};
-        active.metric.push_back(
-            sample(labels, static_cast<double>(s->active_requests.load()), MetricType::Gauge));
-        up.metric.push_back(sample(labels, s->healthy.load() ? 1 : 0, MetricType::Gauge));
-      }
+  for (const auto& pool : live.pools) {
+    queue_depth.metric.push_back(sample({{"pool", pool.name}},
+                                        static_cast<double>(pool.queue_depth), MetricType::Gauge));
+    for (const auto& s : pool.servers) {
+      std::vector<ClientMetric::Label> labels = {{"pool", pool.name}, {"server", s.address}};
+      active.metric.push_back(
+          sample(labels, static_cast<double>(s.active_requests), MetricType::Gauge));
+      up.metric.push_back(sample(labels, s.up ? 1 : 0, MetricType::Gauge));
     }
   }
 
@@ -265,7 +260,7 @@ std::vector<MetricFamily> Metrics::Collect() const {
     bool holds_counts = cells->connections_total.value.load() != 0 ||
                         cells->connections_active.value.load() != 0 ||
                         cells->tls_ok.value.load() != 0 || cells->tls_error.value.load() != 0;
-    if ((rt == nullptr || rt->findListener(listener) == nullptr) && !holds_counts) continue;
+    if (!currentListener(listener) && !holds_counts) continue;
     headers_dropped.metric.push_back(
         sample({{"listener", listener}}, load(cells->headers_dropped.value), MetricType::Counter));
     conns_active.metric.push_back(
@@ -287,7 +282,8 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    active,       up,       checks,      conns_active,
                                    conns_total,  rejected, tls,         fallbacks,
                                    rate_limited, shed,     queue_depth, headers_dropped};
-  cache_bytes.metric.push_back(sample({}, cached, MetricType::Gauge));
+  cache_bytes.metric.push_back(
+      sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
   out.push_back(std::move(cache_requests));
   out.push_back(std::move(cache_bytes));
   for (auto& f : registry_->Collect()) out.push_back(std::move(f));
@@ -298,4 +294,4 @@ std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(Collect());
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::observe

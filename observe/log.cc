@@ -1,4 +1,4 @@
-#include "proxy/log.h"
+#include "observe/log.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 #include <ctime>
 #include <string>
 
-namespace crest::proxy::log {
+namespace crest::observe::log {
 
 double nowUnixSeconds() {
   using namespace std::chrono;
@@ -40,4 +40,4 @@ void write(Level level, std::string_view message) {
   (void)ignored;
 }
 
-}  // namespace crest::proxy::log
+}  // namespace crest::observe::log

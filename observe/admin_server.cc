@@ -1,19 +1,13 @@
-#include "proxy/admin_server.h"
+#include "observe/admin_server.h"
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
 #include <cstring>
 
-#include "proxy/log.h"
-#include "proxy/router.h"
+namespace crest::observe {
 
-namespace crest::proxy {
-
-using namespace http;
-namespace {
-
-std::string jsonString(const std::string& s) {
+std::string jsonString(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') {
@@ -30,6 +24,8 @@ std::string jsonString(const std::string& s) {
   return out + "\"";
 }
 
+namespace {
+
 void reply(evhttp_request* req, int code, const char* content_type, const std::string& body) {
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
   evbuffer* buf = evbuffer_new();
@@ -44,12 +40,8 @@ void reply(evhttp_request* req, int code, const char* content_type, const std::s
 
 }  // namespace
 
-AdminServer::AdminServer(event_base* base, RuntimeSource runtime, ReloadSource reload,
-                         MetricsSource metrics)
-    : http_(evhttp_new(base)),
-      runtime_(std::move(runtime)),
-      reload_(std::move(reload)),
-      metrics_(std::move(metrics)) {
+AdminServer::AdminServer(event_base* base, AdminHandlers handlers)
+    : http_(evhttp_new(base)), handlers_(std::move(handlers)) {
   evhttp_set_gencb(http_, &AdminServer::onRequest, this);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
 }
@@ -62,31 +54,7 @@ bool AdminServer::serve(int fd) {
   return evhttp_accept_socket(http_, fd) == 0;
 }
 
-std::string AdminServer::statusJson(const Runtime& runtime, const ReloadStatus& reload) {
-  std::string out =
-      "{\"generation\": " + std::to_string(runtime.generation()) +
-      ",\n \"last_reload\": {\"time\": " + jsonString(log::isoTime(reload.time, false)) +
-      ", \"result\": " + (reload.success ? "\"success\"" : "\"failure\"") + "},\n \"pools\": {";
-  bool first_pool = true;
-  for (const auto& pool : runtime.pools()) {
-    out += first_pool ? "\n  " : ",\n  ";
-    first_pool = false;
-    out += jsonString(pool.config->name) + ": {\"balance\": " + jsonString(pool.config->balance) +
-           ", \"servers\": [";
-    for (size_t i = 0; i < pool.servers.size(); ++i) {
-      const auto& s = *pool.servers[i];
-      out += i == 0 ? "\n    " : ",\n    ";
-      out += "{\"address\": " + jsonString(s.address) +
-             ", \"weight\": " + std::to_string(pool.config->servers[i].weight) +
-             ", \"healthy\": " + (s.healthy.load() ? "true" : "false") +
-             ", \"active_requests\": " + std::to_string(s.active_requests.load()) + "}";
-    }
-    out += "]}";
-  }
-  return out + "}}\n";
-}
-
-void AdminServer::purgeCache(evhttp_request* req, const Runtime& runtime) {
+void AdminServer::purgeCache(evhttp_request* req) {
   const char* uri = evhttp_request_get_uri(req);
   evkeyvalq query{};
   const char* host = nullptr;
@@ -99,12 +67,10 @@ void AdminServer::purgeCache(evhttp_request* req, const Runtime& runtime) {
   if (host == nullptr || path == nullptr || *host == '\0' || *path != '/') {
     reply(req, 400, "text/plain; charset=utf-8",
           "purge needs ?host=H&path=P (P starts with /; a trailing * purges the prefix)\n");
-  } else if (!runtime.cache()) {
-    reply(req, 404, "text/plain; charset=utf-8", "no cache is configured\n");
+  } else if (auto purged = handlers_.purge(host, path)) {
+    reply(req, 200, "application/json", "{\"purged\": " + std::to_string(*purged) + "}\n");
   } else {
-    // Keys hold the host as routing saw it: lower-case, without port.
-    size_t purged = runtime.cache()->purge(hostWithoutPort(host), path);
-    reply(req, 200, "application/json", "{\"purged\": " + std::to_string(purged) + "}\n");
+    reply(req, 404, "text/plain; charset=utf-8", "no cache is configured\n");
   }
   evhttp_clear_headers(&query);
 }
@@ -117,13 +83,13 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) {
   bool get = evhttp_request_get_command(req) == EVHTTP_REQ_GET ||
              evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
   if (path == "/metrics" && get) {
-    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", self->metrics_());
+    reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", self->handlers_.metrics());
   } else if (path == "/healthz" && get) {
     reply(req, 200, "text/plain; charset=utf-8", "ok\n");
   } else if (path == "/status" && get) {
-    reply(req, 200, "application/json", statusJson(*self->runtime_(), self->reload_()));
+    reply(req, 200, "application/json", self->handlers_.status());
   } else if (path == "/cache/purge" && evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
-    purgeCache(req, *self->runtime_());
+    self->purgeCache(req);
   } else {
     reply(req, 404, "text/plain; charset=utf-8",
           "not found: the admin port serves GET /metrics, /healthz, /status and POST "
@@ -131,4 +97,4 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) {
   }
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::observe

@@ -4,7 +4,7 @@
 
 #include <string_view>
 
-namespace crest::proxy::log {
+namespace crest::observe::log {
 
 enum class Level { Debug, Info, Warn, Error };
 
@@ -24,4 +24,4 @@ inline void error(std::string_view m) {
 std::string isoTime(double unix_seconds, bool with_millis);
 double nowUnixSeconds();
 
-}  // namespace crest::proxy::log
+}  // namespace crest::observe::log

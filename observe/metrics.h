@@ -17,10 +17,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
-namespace crest::proxy {
-
-class Runtime;
+namespace crest::observe {
 
 #ifdef CREST_NO_METRICS
 constexpr bool kCountMetrics = false;
@@ -97,10 +96,27 @@ struct ServerCells {
 enum class CacheResult { Hit, Miss, Stale, Bypass };
 constexpr size_t kCacheResults = 4;
 
+// What the running configuration holds, read at scrape time: which series
+// exist now, and the gauges that are read rather than counted.
+struct LiveServer {
+  std::string address;  // as written in the configuration
+  int64_t active_requests = 0;
+  bool up = true;
+};
+struct LivePool {
+  std::string name;
+  size_t queue_depth = 0;
+  std::vector<LiveServer> servers;
+};
+struct LiveState {
+  std::vector<std::string> listeners;
+  std::vector<LivePool> pools;
+  uint64_t cache_bytes = 0;
+};
+
 class Metrics : public prometheus::Collectable {
  public:
-  // Where the live gauges (active requests, server up) are read from at scrape time.
-  using RuntimeSource = std::function<std::shared_ptr<const Runtime>()>;
+  using LiveSource = std::function<LiveState()>;
 
   Metrics();
 
@@ -116,7 +132,7 @@ class Metrics : public prometheus::Collectable {
   // Main-thread metrics of configuration loads.
   void countReload(bool success, uint64_t generation, double unix_time);
 
-  void setRuntimeSource(RuntimeSource source) { runtime_ = std::move(source); }
+  void setLiveSource(LiveSource source) { live_ = std::move(source); }
   // Text exposition format 0.0.4. Main thread only.
   std::string render() const;
 
@@ -128,7 +144,7 @@ class Metrics : public prometheus::Collectable {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerCells>> servers_;
   std::map<std::string, std::unique_ptr<PoolCells>> pools_;
   std::array<CounterCell, kCacheResults> cache_results_;
-  RuntimeSource runtime_;
+  LiveSource live_;
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Counter* reload_success_;
@@ -137,4 +153,4 @@ class Metrics : public prometheus::Collectable {
   prometheus::Gauge* last_success_;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::observe

@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-namespace crest::proxy {
+namespace crest::observe {
 
 class AccessLogFile {
  public:
@@ -81,4 +81,4 @@ class AccessLogWriter {
   std::string time_;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::observe

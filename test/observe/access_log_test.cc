@@ -1,8 +1,8 @@
-#include "proxy/access_log.h"
+#include "observe/access_log.h"
 
 #include <catch2/catch.hpp>
 
-using namespace crest::proxy;
+using namespace crest::observe;
 using namespace std::chrono_literals;
 
 TEST_CASE("access log: one line with every field") {
