@@ -9,12 +9,12 @@
 #include <utility>
 
 #include "health/dispatcher.h"
-#include "proxy/exchange.h"
 #include "http/header_rewrite.h"
-#include "proxy/health_reporter.h"
-#include "observe/log.h"
 #include "io/tls_io.h"
-#include "proxy/worker.h"
+#include "observe/log.h"
+#include "proxy/exchange.h"
+#include "proxy/upstream_health.h"
+#include "proxy/worker_context.h"
 
 namespace crest::proxy {
 
@@ -150,7 +150,8 @@ class Waiter : public limits::AdmissionTicket,
                public cache::FillWaiter,
                public std::enable_shared_from_this<Waiter> {
  public:
-  Waiter(Worker& worker, DownstreamConnection* waiting) : connection(waiting), worker_(worker) {}
+  Waiter(WorkerContext& worker, DownstreamConnection* waiting)
+      : connection(waiting), worker_(worker) {}
   void onDecided(State state) override {
     worker_.post([self = shared_from_this(), state] {
       if (self->connection != nullptr) self->connection->onAdmissionDecided(*self, state);
@@ -164,10 +165,11 @@ class Waiter : public limits::AdmissionTicket,
   DownstreamConnection* connection;  // null once it stopped waiting; its worker's thread only
 
  private:
-  Worker& worker_;
+  WorkerContext& worker_;
 };
 
-DownstreamConnection::DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
+DownstreamConnection::DownstreamConnection(WorkerContext& worker, int fd,
+                                           const sockaddr_storage& peer,
                                            ListenerCells* listener_metrics, SSL* ssl)
     : worker_(worker),
       fd_(fd),

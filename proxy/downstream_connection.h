@@ -14,14 +14,14 @@
 #include <memory>
 #include <string>
 
-#include "io/deadline_timer.h"
 #include "http/http_message.h"
+#include "io/deadline_timer.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
 
 namespace crest::proxy {
 
-class Worker;
+class WorkerContext;
 class Waiter;
 struct Exchange;
 
@@ -29,7 +29,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
  public:
   // Takes ownership of `ssl` (null for plain HTTP), already bound to `fd`.
   // `listener_metrics` name the listener it was accepted on.
-  DownstreamConnection(Worker& worker, int fd, const sockaddr_storage& peer,
+  DownstreamConnection(WorkerContext& worker, int fd, const sockaddr_storage& peer,
                        observe::ListenerCells* listener_metrics, SSL* ssl);
   ~DownstreamConnection() override;
   DownstreamConnection(const DownstreamConnection&) = delete;
@@ -142,7 +142,7 @@ class DownstreamConnection : public UpstreamConnection::Handler {
 
   void closeNow();
 
-  Worker& worker_;
+  WorkerContext& worker_;
   int fd_;
   event* event_;
 

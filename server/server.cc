@@ -1,4 +1,4 @@
-#include "proxy/server.h"
+#include "server/server.h"
 
 #include <event2/thread.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include "health/dispatcher.h"
 #include "observe/log.h"
 
-namespace crest::proxy {
+namespace crest::server {
 
 using namespace io;
 using namespace observe;
@@ -154,7 +154,7 @@ void closeSockets(std::vector<std::vector<ListenSocket>>& sockets) {
 
 }  // namespace
 
-int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on_started) {
+int Server::run(std::shared_ptr<const proxy::Runtime> runtime, std::function<void()> on_started) {
   evthread_use_pthreads();
   runtime_ = std::move(runtime);
   base_ = event_base_new();
@@ -178,20 +178,20 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
       return 3;
     }
   }
-  reload_status_ = ReloadStatus{log::nowUnixSeconds(), true};
-  metrics_.setLiveSource([this] { return liveState(*runtime_); });
+  reload_status_ = proxy::ReloadStatus{log::nowUnixSeconds(), true};
+  metrics_.setLiveSource([this] { return proxy::liveState(*runtime_); });
   metrics_.countReload(true, runtime_->generation(), reload_status_.time);
   if (cfg.admin.listen) {
     SocketAddress addr;
     std::string error;
     int fd = resolveAddress(*cfg.admin.listen, addr, error) ? listenSocket(addr, false, error) : -1;
     admin_ = std::make_unique<observe::AdminServer>(
-        base_, observe::AdminHandlers{
-                   [this] { return metrics_.render(); },
-                   [this] { return statusJson(*runtime_, reload_status_); },
-                   [this](std::string_view host, std::string_view path) {
-                     return purgeCache(*runtime_, host, path);
-                   }});
+        base_,
+        observe::AdminHandlers{[this] { return metrics_.render(); },
+                               [this] { return proxy::statusJson(*runtime_, reload_status_); },
+                               [this](std::string_view host, std::string_view path) {
+                                 return proxy::purgeCache(*runtime_, host, path);
+                               }});
     if (fd < 0 || !admin_->serve(fd)) {
       log::error("admin: cannot listen on " + cfg.admin.listen->text + ": " + error);
       closeSockets(sockets);
@@ -200,7 +200,7 @@ int Server::run(std::shared_ptr<const Runtime> runtime, std::function<void()> on
   }
   if (!cfg.access_log.empty()) {
     std::string error;
-    access_log_ = AccessLogFile::open(cfg.access_log, error);
+    access_log_ = observe::AccessLogFile::open(cfg.access_log, error);
     if (!access_log_) {
       log::error("access_log: " + error);
       closeSockets(sockets);
@@ -333,10 +333,10 @@ void Server::reload() {
   }
   auto loaded = conf::loadConfigFile(config_path_);
   std::vector<conf::ConfigError> errors = loaded.errors;
-  std::shared_ptr<const Runtime> next;
+  std::shared_ptr<const proxy::Runtime> next;
   if (errors.empty()) {
-    next = Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1, metrics_,
-                          ticket_keys_, errors);
+    next = proxy::Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1,
+                                 metrics_, ticket_keys_, errors);
   }
   // Listeners the new file adds are bound before anything changes: a port
   // that cannot be had fails the reload, and the old configuration stays.
@@ -362,7 +362,7 @@ void Server::reload() {
       if (!next->config().findListener(l.name, l.listen)) removed_names.push_back(l.name);
     }
   }
-  reload_status_ = ReloadStatus{log::nowUnixSeconds(), errors.empty()};
+  reload_status_ = proxy::ReloadStatus{log::nowUnixSeconds(), errors.empty()};
   metrics_.countReload(errors.empty(), errors.empty() ? next->generation() : 0,
                        reload_status_.time);
   if (!errors.empty()) {
@@ -387,4 +387,4 @@ void Server::reload() {
             changes + ")");
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::server

@@ -17,12 +17,12 @@
 #include "health/libevent_dispatcher.h"
 #include "observe/access_log.h"
 #include "observe/admin_server.h"
-#include "proxy/health_reporter.h"
 #include "proxy/runtime.h"
 #include "proxy/runtime_status.h"
-#include "proxy/worker.h"
+#include "server/health_reporter.h"
+#include "server/worker.h"
 
-namespace crest::proxy {
+namespace crest::server {
 
 class Server {
  public:
@@ -32,9 +32,9 @@ class Server {
   // Serves `runtime` until SIGTERM/SIGINT; returns the process exit code
   // (0 after a clean stop, 3 when a listener cannot be bound).
   // `on_started` runs once every socket is bound and the workers run.
-  int run(std::shared_ptr<const Runtime> runtime, std::function<void()> on_started = {});
+  int run(std::shared_ptr<const proxy::Runtime> runtime, std::function<void()> on_started = {});
 
-  // The metrics every Runtime of this process counts into.
+  // The metrics every proxy::Runtime of this process counts into.
   observe::Metrics& metrics() { return metrics_; }
   // The session ticket keys every TLS listener of this process shares.
   const std::shared_ptr<tls::TicketKeys>& ticketKeys() const { return ticket_keys_; }
@@ -65,7 +65,7 @@ class Server {
 
   std::string config_path_;
   event_base* base_ = nullptr;
-  std::shared_ptr<const Runtime> runtime_;
+  std::shared_ptr<const proxy::Runtime> runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Each listener's sockets, one per worker in worker order; owned by the workers.
   std::unordered_map<std::string, std::vector<int>> listen_fds_;
@@ -74,7 +74,7 @@ class Server {
   std::unique_ptr<health::LibeventDispatcher> dispatcher_;
   std::unique_ptr<health::HttpProber> prober_;
   observe::Metrics metrics_;
-  ConnectionBudget connection_budget_;
+  proxy::ConnectionBudget connection_budget_;
   // limits.max_connections, or half the open-files limit when it is 0 (auto).
   void applyConnectionLimit(const conf::Config& config);
   std::shared_ptr<tls::TicketKeys> ticket_keys_ = std::make_shared<tls::TicketKeys>();
@@ -84,8 +84,8 @@ class Server {
   event* shutdown_timer_ = nullptr;
   event* worker_exit_ = nullptr;
   std::atomic<int> workers_running_{0};
-  ReloadStatus reload_status_;
+  proxy::ReloadStatus reload_status_;
   bool stopping_ = false;
 };
 
-}  // namespace crest::proxy
+}  // namespace crest::server

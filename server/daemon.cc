@@ -1,4 +1,4 @@
-#include "proxy/daemon.h"
+#include "server/daemon.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -10,8 +10,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace crest::proxy {
-
+namespace crest::server {
 
 namespace {
 
@@ -121,4 +120,4 @@ unsigned long raiseOpenFilesLimit() {
   return static_cast<unsigned long>(limit.rlim_cur);
 }
 
-}  // namespace crest::proxy
+}  // namespace crest::server

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "conf/loader.h"
-#include "proxy/daemon.h"
 #include "observe/log.h"
 #include "proxy/runtime.h"
-#include "proxy/server.h"
+#include "server/daemon.h"
+#include "server/server.h"
 #include "tls/tls_context.h"
 
 namespace {
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
 
   // Reloads read the file the start read, wherever the process is by then
   // (a daemon changes to /); messages name it as it was given.
-  crest::proxy::Server server(std::filesystem::absolute(config_path).string());
+  crest::server::Server server(std::filesystem::absolute(config_path).string());
   std::vector<crest::conf::ConfigError> errors;
   auto runtime = loadAll(config_path, server.metrics(), server.ticketKeys(), errors);
   if (!runtime) {
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (!pid_file.empty()) {
-    if (pid_t other = crest::proxy::livePidIn(pid_file)) {
+    if (pid_t other = crest::server::livePidIn(pid_file)) {
       std::fprintf(stderr, "crest: pid file %s names running process %d\n", pid_file.c_str(),
                    static_cast<int>(other));
       return kStartFailure;
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   int report_fd = -1;
   if (daemon) {
     std::string error;
-    int code = crest::proxy::detach(log_file, report_fd, error);
+    int code = crest::server::detach(log_file, report_fd, error);
     if (code >= 0) {
       if (code != 0)
         std::fprintf(stderr, "crest: %s\n",
@@ -113,19 +113,19 @@ int main(int argc, char** argv) {
     }
   }
   crest::observe::log::info("open files limit: " +
-                          std::to_string(crest::proxy::raiseOpenFilesLimit()));
+                            std::to_string(crest::server::raiseOpenFilesLimit()));
   // Writes to a peer that has gone are errors to handle, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
   bool wrote_pid = false;
   int code = server.run(runtime, [&] {
     std::string error;
     if (!pid_file.empty()) {
-      wrote_pid = crest::proxy::writePidFile(pid_file, getpid(), error);
+      wrote_pid = crest::server::writePidFile(pid_file, getpid(), error);
       if (!wrote_pid) crest::observe::log::error(error);
     }
-    crest::proxy::reportStarted(report_fd);
+    crest::server::reportStarted(report_fd);
   });
-  crest::proxy::reportFailed(report_fd, code);
+  crest::server::reportFailed(report_fd, code);
   if (wrote_pid) ::unlink(pid_file.c_str());
   return code;
 }

@@ -1,22 +1,10 @@
-#include "proxy/health_reporter.h"
+#include "server/health_reporter.h"
 
-#include "observe/log.h"
+#include "proxy/upstream_health.h"
 
-namespace crest::proxy {
+namespace crest::server {
 
 using namespace observe;
-
-void logHealthChange(const std::string& pool, const std::string& address, bool healthy,
-                     const std::string& why) {
-  std::string line = "health: pool " + pool + " server " + address + ": ";
-  line += healthy ? "down -> healthy (" : "healthy -> down (";
-  line += why + ")";
-  if (healthy) {
-    log::info(line);
-  } else {
-    log::warn(line);
-  }
-}
 
 void HealthReporter::onProbe(const health::CheckedServer& server,
                              const health::ProbeResult& result) {
@@ -26,10 +14,11 @@ void HealthReporter::onProbe(const health::CheckedServer& server,
 
 void HealthReporter::onStateChange(const health::CheckedServer& server, bool healthy,
                                    const std::string& why) {
-  logHealthChange(server.pool, server.address, healthy, why);
+  proxy::logHealthChange(server.pool, server.address, healthy, why);
 }
 
-std::vector<health::CheckedServer> checkedServers(const std::shared_ptr<const Runtime>& runtime) {
+std::vector<health::CheckedServer> checkedServers(
+    const std::shared_ptr<const proxy::Runtime>& runtime) {
   std::vector<health::CheckedServer> out;
   for (const auto& pool : runtime->pools()) {
     const auto& check = pool.config->health_check;
@@ -49,12 +38,4 @@ std::vector<health::CheckedServer> checkedServers(const std::shared_ptr<const Ru
   return out;
 }
 
-void ejectServer(UpstreamServer& server, const std::string& why) {
-  server.metrics->connect_errors.add();
-  bool expected = true;
-  if (server.healthy.compare_exchange_strong(expected, false)) {
-    logHealthChange(server.pool, server.address, false, why + ", passive");
-  }
-}
-
-}  // namespace crest::proxy
+}  // namespace crest::server

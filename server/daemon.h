@@ -6,7 +6,7 @@
 
 #include <string>
 
-namespace crest::proxy {
+namespace crest::server {
 
 // The pid that `path` names if that process is alive, else 0 (no file, or stale).
 pid_t livePidIn(const std::string& path);
@@ -26,4 +26,4 @@ void reportFailed(int& report_fd, int exit_code);
 // Raises the soft limit on open files to the hard limit; returns the new soft limit.
 unsigned long raiseOpenFilesLimit();
 
-}  // namespace crest::proxy
+}  // namespace crest::server
