@@ -105,6 +105,8 @@ void formatAccessRecord(const AccessRecord& r, std::string_view time, std::strin
   }
   out.append(" request_id=");
   out.append(r.request_id.empty() ? "-" : r.request_id);
+  out.append(" cause=");
+  out.append(r.cause.empty() ? "-" : r.cause);
   out += '\n';
 }
 

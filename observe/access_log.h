@@ -2,11 +2,12 @@
 // The access log: one line per request,
 //
 //   2026-11-27T10:00:00.123Z 203.0.113.9 public "GET /v2/users HTTP/1.1" 200 5120 0.012
-//       pool=api upstream=10.0.0.11:8080 upstream_time=0.010 request_id=3f2a...
+//       pool=api upstream=10.0.0.11:8080 upstream_time=0.010 request_id=3f2a... cause=-
 //
 // (on one line): end time, client address, listener, request line, status,
 // response body bytes, total seconds, then pool, server and server seconds
-// ("-" when the request reached none) and the request id.
+// ("-" when the request reached none), the request id, and the cause when the
+// proxy answered itself or cut the response short (proxy/local_answer.h).
 //
 // AccessLogFile owns the descriptor (main thread). Each worker has an
 // AccessLogWriter that buffers lines and writes them whole with one write(2)
@@ -55,6 +56,7 @@ struct AccessRecord {
   std::string_view upstream;  // "" = none
   std::chrono::steady_clock::duration upstream_time{};
   std::string_view request_id;
+  std::string_view cause;  // why the proxy answered itself or cut it short; "" = a server answered
 };
 
 // Appends `r` as one line to `out` ("time" given, so tests can pin it).

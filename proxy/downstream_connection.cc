@@ -228,8 +228,8 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   if (!self->timer_.expired()) return;
   const auto& timeouts = self->runtime_->config().timeouts;
   if (self->phase_ == Phase::AwaitingRequest && self->requestStarted()) {
-    self->respond(408, "the request head did not arrive within " +
-                           conf::formatDuration(timeouts.client_header));
+    self->respond(LocalCause::HeadTimeout, "the request head did not arrive within " +
+                                               conf::formatDuration(timeouts.client_header));
   } else if (self->exchange_ && self->exchange_->waiter) {
     self->settleWait(self->exchange_->admission->withdraw(*self->exchange_->waiter));
   } else if (self->phase_ == Phase::Proxying) {
@@ -285,13 +285,13 @@ void DownstreamConnection::pump() {
     bool waiting = exchange_ && (exchange_->waiter || exchange_->fill_waiter);
     if (phase_ == Phase::Proxying && !waiting) progress |= forwardRequestBody();
     if (waiting && (client_eof_ || client_error_)) {
-      closeNow();  // its client left: its place in the queue goes at once
+      closeNow(LocalCause::ClientClosed);  // its place in the queue goes at once
       break;
     }
     if (phase_ == Phase::Proxying && exchange_->upstream) progress |= driveUpstream();
     progress |= flushClient();
     if (client_error_ && phase_ != Phase::Closed) {
-      closeNow();
+      closeNow(LocalCause::ClientClosed);
       break;
     }
     if (phase_ == Phase::Closing && unsentBytes() == 0) {
@@ -415,12 +415,13 @@ bool DownstreamConnection::parseRequestHead(std::string_view& unparsed) {
       startExchange();
       return true;
     case Http1Parser::Event::Error:
-      respond(exchange_->request_parser.errorStatus(), exchange_->request_parser.errorReason());
+      respond(requestErrorCause(exchange_->request_parser.errorStatus()),
+              exchange_->request_parser.errorReason());
       return true;
     default:
       if (client_eof_ && exchange_->request_parser.started() && bufferedBytes(in_) == 0) {
         // The client stopped sending (half-close) in the middle of a head.
-        respond(400, "the request head ended before its blank line");
+        respond(LocalCause::BadRequest, "the request head ended before its blank line");
         return true;
       }
       if (client_eof_) {
@@ -473,24 +474,25 @@ void DownstreamConnection::startExchange() {
   std::string absolute_host;
   if (splitAbsoluteForm(head.target, absolute_host, exchange_->target)) {
     if (!host.empty() && hostWithoutPort(host) != hostWithoutPort(absolute_host)) {
-      respond(400, "the request target names another host than the Host header");
+      respond(LocalCause::BadRequest, "the request target names another host than the Host header");
       return;
     }
     host = absolute_host;
   } else if (exchange_->target.empty() ||
              (exchange_->target.front() != '/' && exchange_->target != "*")) {
-    respond(400, "invalid request target");
+    respond(LocalCause::BadRequest, "invalid request target");
     return;
   }
   const uint64_t max_body = runtime_->config().limits.max_request_body;
   if (max_body > 0 && head.framing == Framing::ContentLength && head.content_length > max_body) {
-    respond(413, "the request body is larger than " + std::to_string(max_body) + " bytes");
+    respond(LocalCause::BodyTooLarge,
+            "the request body is larger than " + std::to_string(max_body) + " bytes");
     return;
   }
   std::string normalized_host = hostWithoutPort(host);
   int route = listener_ ? listener_->router.match(normalized_host, exchange_->target, head) : -1;
   if (route < 0) {
-    respond(404, "no route matches host \"" + normalized_host + "\" and this path");
+    respond(LocalCause::NoRoute, "no route matches host \"" + normalized_host + "\" and this path");
     return;
   }
   exchange_->route_target = &listener_->routes[static_cast<size_t>(route)];
@@ -698,8 +700,8 @@ bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const Messa
   if (d.allowed) return true;
   listener_metrics_->rate_limited.add();
   std::string retry = std::to_string(d.retry_after);
-  respondWith(429, "text/plain; charset=utf-8", "rate limit exceeded: retry in " + retry + " s\n",
-              "Retry-After: " + retry + "\r\n", false);
+  respondWith(LocalCause::RateLimited, 429, "text/plain; charset=utf-8",
+              "rate limit exceeded: retry in " + retry + " s\n", "Retry-After: " + retry + "\r\n");
   return false;
 }
 
@@ -767,15 +769,18 @@ void DownstreamConnection::endAdmission() {
 
 void DownstreamConnection::shed(ShedReason reason, std::string_view why) {
   exchange_->pool->metrics->shed[static_cast<size_t>(reason)].add();
-  if (serveStale()) return;
+  static constexpr LocalCause kCauses[kShedReasons] = {
+      LocalCause::QueueFull, LocalCause::QueueTimeout, LocalCause::NoHealthyServer};
+  LocalCause cause = kCauses[static_cast<size_t>(reason)];
   if (exchange_->route == nullptr || !exchange_->route->fallback) {
-    respond(503, why, "Retry-After: 1\r\n");
+    respond(cause, why, "Retry-After: 1\r\n");
     return;
   }
+  if (serveStale()) return;
   const conf::Fallback& fallback = *exchange_->route->fallback;
   bool retry_later = fallback.status == 503 || fallback.status == 429;
-  respondWith(fallback.status, fallback.content_type, fallback.body,
-              retry_later ? "Retry-After: 1\r\n" : "", false);
+  respondWith(cause, fallback.status, fallback.content_type, fallback.body,
+              retry_later ? "Retry-After: 1\r\n" : "");
 }
 
 uint64_t DownstreamConnection::keyHash(const conf::RequestKey& key, const MessageHead& head) {
@@ -844,7 +849,7 @@ void DownstreamConnection::dispatch() {
       if (exchange_->tried.size() == 0) {
         shed(ShedReason::NoHealthy, why);
       } else {
-        respond(502, why);
+        respond(LocalCause::ConnectFailed, why);
       }
       return;
     }
@@ -863,7 +868,8 @@ void DownstreamConnection::dispatch() {
     }
     ejectServer(*server, connectFailure(connect_errno, exchange_->pool->config->timeouts.connect));
     if (exchange_->retries_left == 0) {
-      respond(502, "cannot connect to a server of pool \"" + exchange_->pool->config->name + "\"");
+      respond(LocalCause::ConnectFailed,
+              "cannot connect to a server of pool \"" + exchange_->pool->config->name + "\"");
       return;
     }
     --exchange_->retries_left;
@@ -880,9 +886,10 @@ bool DownstreamConnection::forwardRequestBody() {
   const uint64_t max_body = runtime_->config().limits.max_request_body;
   if (max_body > 0 && exchange_->request_parser.bodyBytes() > max_body) {
     if (exchange_->response_started) {
-      closeNow();
+      closeNow(LocalCause::BodyTooLarge);
     } else {
-      respond(413, "the request body is larger than " + std::to_string(max_body) + " bytes");
+      respond(LocalCause::BodyTooLarge,
+              "the request body is larger than " + std::to_string(max_body) + " bytes");
     }
     return true;
   }
@@ -892,15 +899,16 @@ bool DownstreamConnection::forwardRequestBody() {
       return true;
     case Http1Parser::Event::Error:
       if (exchange_->response_started) {
-        closeNow();
+        closeNow(requestErrorCause(exchange_->request_parser.errorStatus()));
       } else {
-        respond(exchange_->request_parser.errorStatus(), exchange_->request_parser.errorReason());
+        respond(requestErrorCause(exchange_->request_parser.errorStatus()),
+                exchange_->request_parser.errorReason());
       }
       return true;
     default:
       if (client_eof_ && bufferedBytes(in_) == 0) {
         // The client went away in the middle of its request body.
-        closeNow();
+        closeNow(LocalCause::ClientClosed);
         return true;
       }
       return bufferedBytes(in_) != before;
@@ -952,7 +960,7 @@ bool DownstreamConnection::driveUpstream() {
       if (ev == Http1Parser::Event::Error) {
         // Cut short: close before the response's framing ends, so the client
         // can tell it is incomplete.
-        closeNow();
+        closeNow(LocalCause::UpstreamReset);
         return true;
       }
     }
@@ -989,7 +997,7 @@ void DownstreamConnection::invalidResponse(std::string_view why) {
   log::warn("upstream: pool " + exchange_->pool->config->name + " server " +
             exchange_->server->address + ": invalid response: " + std::string(why));
   if (exchange_->response_started) {
-    closeNow();
+    closeNow(LocalCause::UpstreamReset);
   } else {
     onUpstreamFailure(UpstreamFailure::Invalid);
   }
@@ -1061,7 +1069,7 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
   releaseServer();
   exchange_->upstream.reset();
   if (exchange_->response_started) {
-    closeNow();
+    closeNow(LocalCause::UpstreamReset);
     return;
   }
   const MessageHead& request = exchange_->request_parser.head();
@@ -1073,7 +1081,7 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
         dispatch();
         return;
       }
-      respond(502, "cannot connect to a server of pool \"" + pool + "\"");
+      respond(LocalCause::ConnectFailed, "cannot connect to a server of pool \"" + pool + "\"");
       return;
     case UpstreamFailure::Broken:
       // A kept-alive connection the server closed while we were reusing it:
@@ -1094,14 +1102,17 @@ void DownstreamConnection::onUpstreamFailure(UpstreamFailure failure) {
         dispatch();
         return;
       }
-      respond(502, "the server of pool \"" + pool + "\" closed the connection without a response");
+      respond(LocalCause::UpstreamClosed,
+              "the server of pool \"" + pool + "\" closed the connection without a response");
       return;
     case UpstreamFailure::Timeout:
-      respond(504, "the server of pool \"" + pool + "\" did not answer within " +
-                       conf::formatDuration(exchange_->pool->config->timeouts.response));
+      respond(LocalCause::UpstreamTimeout,
+              "the server of pool \"" + pool + "\" did not answer within " +
+                  conf::formatDuration(exchange_->pool->config->timeouts.response));
       return;
     case UpstreamFailure::Invalid:
-      respond(502, "invalid response from the server of pool \"" + pool + "\"");
+      respond(LocalCause::InvalidResponse,
+              "invalid response from the server of pool \"" + pool + "\"");
       return;
   }
 }
@@ -1125,27 +1136,26 @@ void DownstreamConnection::releaseServer() {
   exchange_->server = nullptr;
 }
 
-void DownstreamConnection::respond(int status, std::string_view message,
+void DownstreamConnection::respond(LocalCause cause, std::string_view message,
                                    std::string_view extra_headers) {
-  bool pool_failed = status == 502 || status == 503 || status == 504;
-  if (pool_failed && serveStale()) return;
-  bool request_fault = status != 404 && !pool_failed;
+  const LocalCauseInfo& info = describe(cause);
+  if (info.pool_failed && serveStale()) return;
   std::string body(message);
   body.push_back('\n');
-  respondWith(status, "text/plain; charset=utf-8", body, extra_headers, request_fault);
+  respondWith(cause, info.status, "text/plain; charset=utf-8", body, extra_headers);
 }
 
-void DownstreamConnection::respondWith(int status, std::string_view content_type,
-                                       std::string_view body, std::string_view extra_headers,
-                                       bool request_fault) {
+void DownstreamConnection::respondWith(LocalCause cause, int status, std::string_view content_type,
+                                       std::string_view body, std::string_view extra_headers) {
   releaseExchange();
+  exchange_->cause = cause;
   // The connection goes on only after a refusal of a request that is wholly
   // read: after anything malformed, or with an unread body that cannot be
   // told apart from a next request, it closes.
   bool request_read =
       exchange_->request_complete ||
       (phase_ == Phase::Proxying && exchange_->request_parser.head().framing == Framing::None);
-  if (phase_ != Phase::Proxying || request_fault || !request_read ||
+  if (phase_ != Phase::Proxying || describe(cause).request_fault || !request_read ||
       !exchange_->request_parser.head().keep_alive || worker_.draining()) {
     close_after_response_ = true;
   }
@@ -1208,6 +1218,7 @@ void DownstreamConnection::recordExchange() {
                             : worker_.clock().now() - exchange_->upstream_start;
     }
     r.request_id = exchange_->request_id;
+    r.cause = describe(exchange_->cause).log_name;
     log->append(r);
   }
 }
@@ -1226,13 +1237,15 @@ void DownstreamConnection::finishExchange() {
   exchange_->route_headers.clear();
   exchange_->cache_result.reset();
   exchange_->stale.reset();
+  exchange_->cause = LocalCause::None;
   phase_ = Phase::AwaitingRequest;
   timer_.setIn(bufferedBytes(in_) > 0 ? runtime_->config().timeouts.client_header
                                       : runtime_->config().timeouts.client_idle);
 }
 
-void DownstreamConnection::closeNow() {
+void DownstreamConnection::closeNow(LocalCause cause) {
   if (phase_ == Phase::Closed) return;
+  if (exchange_ && cause != LocalCause::None) exchange_->cause = cause;
   recordExchange();
   phase_ = Phase::Closed;
   releaseExchange();

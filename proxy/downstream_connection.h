@@ -16,6 +16,7 @@
 
 #include "http/http_message.h"
 #include "io/deadline_timer.h"
+#include "proxy/local_answer.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
 
@@ -132,15 +133,15 @@ class DownstreamConnection : public UpstreamConnection::Handler {
   void finishExchange();
   // Counts the exchange that just ended in the request metrics (once).
   void recordExchange();
-  // A response the proxy makes itself: one line of text; closes after it
-  // when the request cannot be continued on this connection.
-  void respond(int status, std::string_view message, std::string_view extra_headers = {});
-  // `request_fault`: the request itself was refused (malformed, too large),
-  // not turned away by routing, limits or the pool.
-  void respondWith(int status, std::string_view content_type, std::string_view body,
-                   std::string_view extra_headers, bool request_fault);
+  // A response the proxy makes itself, for `cause`: one line of text; closes
+  // after it when the request cannot be continued on this connection.
+  void respond(LocalCause cause, std::string_view message, std::string_view extra_headers = {});
+  // The same with the status and body given (a route's fallback, 429).
+  void respondWith(LocalCause cause, int status, std::string_view content_type,
+                   std::string_view body, std::string_view extra_headers);
 
-  void closeNow();
+  // `cause`: why the exchange in flight ends here, for the access log.
+  void closeNow(LocalCause cause = LocalCause::None);
 
   WorkerContext& worker_;
   int fd_;

@@ -16,6 +16,7 @@
 #include "balancer/balancer.h"
 #include "http/body_encoder.h"
 #include "http/http1_parser.h"
+#include "proxy/local_answer.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_connection.h"
 
@@ -35,10 +36,10 @@ struct ExchangeState {
   bool holds_slot = false;
   // Cached routes.
   std::optional<observe::CacheResult> cache_result;  // the X-Cache of this response
-  std::string cache_host;                   // the key's host: lower-case, no port
-  std::shared_ptr<Waiter> fill_waiter;      // set while waiting for another request's fill
-  bool coalesced = false;                   // waited for a fill once: no second wait
-  bool cache_leader = false;                // fills the entry others wait for (endFill owed)
+  std::string cache_host;                            // the key's host: lower-case, no port
+  std::shared_ptr<Waiter> fill_waiter;               // set while waiting for another request's fill
+  bool coalesced = false;                            // waited for a fill once: no second wait
+  bool cache_leader = false;  // fills the entry others wait for (endFill owed)
   // The response being stored (all but body and times), its lifetime and its body so far.
   std::shared_ptr<cache::StoredResponse> pending_store;
   cache::Nanos pending_lifetime = 0;
@@ -67,6 +68,7 @@ struct ExchangeState {
   std::chrono::steady_clock::time_point exchange_start;
   bool request_complete = false;
   bool response_started = false;
+  LocalCause cause = LocalCause::None;  // why it ended otherwise than with a server's answer
 };
 
 struct Exchange : ExchangeState {

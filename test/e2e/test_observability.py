@@ -134,13 +134,9 @@ class ObservabilityTest(CrestTestCase):
         self.assertEqual(get(self.port, "/metrics", {"Host": "other.test"}).status, 404)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class AccessLogTest(CrestTestCase):
     LINE = (r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1 public "(GET|POST) \S+ HTTP/1\.[01]" \d{3} \d+ '
-            r'\d+\.\d{3} pool=\S+ upstream=\S+ upstream_time=\S+ request_id=\S+$')
+            r'\d+\.\d{3} pool=\S+ upstream=\S+ upstream_time=\S+ request_id=\S+ cause=\S+$')
 
     def read_lines(self, path, count, timeout=3.0):
         import time
@@ -173,7 +169,7 @@ class AccessLogTest(CrestTestCase):
             self.assertRegex(line, self.LINE)
         self.assertIn(f'"GET /bytes/3 HTTP/1.1" 200 3 ', lines[2])
         self.assertIn(f"pool=web upstream={web.address} ", lines[2])
-        self.assertTrue(lines[2].endswith("request_id=req-2"))
+        self.assertTrue(lines[2].endswith("request_id=req-2 cause=-"))
 
         os.rename(log_path, log_path + ".1")
         crest.signal(signal.SIGUSR1)
@@ -186,6 +182,43 @@ class AccessLogTest(CrestTestCase):
         bad.read_response()
         fresh = self.read_lines(log_path, 1)
         self.assertEqual(len(fresh), 1, fresh)
-        self.assertRegex(fresh[0], r'"GET / HTTP/1.1" 400 \d+ \S+ pool=- upstream=- upstream_time=- request_id=-$')
+        self.assertRegex(fresh[0], r'"GET / HTTP/1.1" 400 \d+ \S+ pool=- upstream=- upstream_time=- request_id=- '
+                                   r'cause=bad_request$')
         with open(log_path + ".1") as f:
             self.assertEqual(len(f.read().splitlines()), 6)
+
+    def test_the_cause_field_tells_local_answers_apart(self):
+        import os
+        web = self.backend("web")
+        dead = free_port()
+        log_path = os.path.join(self.tmpdir, "access.log")
+        pools = {"web": [web],
+                 "dead": f"    retries: 0\n    servers:\n      - address: 127.0.0.1:{dead}",
+                 "limited": f"    servers:\n      - address: {web.address}"}
+        routes = ["      - match: {path_prefix: /dead/}", "        pool: dead",
+                  "      - match: {path_prefix: /limited/}", "        pool: limited",
+                  "        rate_limit: {key: client_ip, rate: 1/m, burst: 1}",
+                  "      - match: {host: web.test}", "        pool: web"]
+        self.crest(self.simple_config(pools, routes=routes, extra=f"access_log: {log_path}"), self.port)
+        expected = []
+        for path, host, status, cause in (("/bytes/1", "web.test", 200, "-"),
+                                          ("/", "nowhere.test", 404, "no_route"),
+                                          ("/dead/", "web.test", 502, "connect_failed"),
+                                          ("/dead/", "web.test", 503, "no_healthy_server"),
+                                          ("/limited/", "web.test", 200, "-"),
+                                          ("/limited/", "web.test", 429, "rate_limited")):
+            self.assertEqual(get(self.port, path, {"Host": host}).status, status, path)
+            expected.append((status, cause))
+        c = Client(self.port)
+        c.request("GET", "/die-mid-body", host="web.test")
+        with self.assertRaises(ConnectionError):
+            c.read_response()
+        expected.append((200, "upstream_reset"))
+        lines = self.read_lines(log_path, len(expected))
+        # Two workers write their lines in their own order.
+        self.assertEqual(sorted((int(line.split('" ')[1].split()[0]), line.rsplit("cause=", 1)[1]) for line in lines),
+                         sorted(expected), "\n".join(lines))
+
+
+if __name__ == "__main__":
+    unittest.main()
