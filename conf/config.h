@@ -166,6 +166,7 @@ struct HealthCheck {
 struct Queue {
   uint32_t size = 0;
   Duration timeout = 0s;
+  uint32_t reserved_high = 0;  // slots of max_active_requests only high priority may take
   bool operator==(const Queue&) const = default;
 };
 

@@ -225,13 +225,19 @@ class Loader {
       pool.health_check = readHealthCheck(r.get("health_check"), r.path("health_check"));
     r.readUint("max_active_requests", pool.max_active_requests, 0, 1000000);
     if (r.has("queue")) {
-      MapReader q(errors_, r.get("queue"), r.path("queue"), {"size", "timeout"});
+      MapReader q(errors_, r.get("queue"), r.path("queue"), {"size", "timeout", "reserved_high"});
       Queue queue;
       q.readUint("size", queue.size, 0, 1000000);
       if (q.require("timeout")) readPositiveDuration(q, "timeout", queue.timeout);
       if (pool.max_active_requests == 0) {
         errors_.add(r.get("queue").Mark(), r.path("queue"),
                     "a queue needs max_active_requests greater than 0 in the same pool");
+      } else if (q.readUint("reserved_high", queue.reserved_high, 0, 1000000) &&
+                 queue.reserved_high >= pool.max_active_requests) {
+        errors_.add(q.get("reserved_high").Mark(), q.path("reserved_high"),
+                    "must be smaller than max_active_requests (" +
+                        std::to_string(pool.max_active_requests) +
+                        "): normal and low requests need at least one slot");
       }
       pool.queue = queue;
     }

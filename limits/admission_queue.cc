@@ -6,13 +6,33 @@ namespace crest::limits {
 
 using State = AdmissionTicket::State;
 
+bool AdmissionQueue::slotFree(Priority priority) const {
+  uint32_t active = active_.load(std::memory_order_relaxed);
+  if (active >= max_active_) return false;
+  return priority == Priority::High ||
+         active - high_active_.load(std::memory_order_relaxed) < max_active_ - reserved_high_;
+}
+
+void AdmissionQueue::take(Priority priority) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  if (priority == Priority::High) high_active_.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint32_t AdmissionQueue::reservedInUse() const {
+  return std::min(high_active_.load(std::memory_order_relaxed), reserved_high_);
+}
+
 AdmissionQueue::Entry AdmissionQueue::enter(const std::shared_ptr<AdmissionTicket>& ticket,
                                             Priority priority) {
   std::shared_ptr<AdmissionTicket> shed;
   {
     std::lock_guard lock(mu_);
-    if (active_.load(std::memory_order_relaxed) < max_active_ && waiting_ == 0) {
-      active_.fetch_add(1, std::memory_order_relaxed);
+    // Nobody overtakes a waiting request of its class or above. Others wait
+    // while slots are free only when their share is used up, and then a
+    // high-priority newcomer may take a reserved slot past them.
+    bool ahead = priority == Priority::High ? !queues_[0].empty() : waiting_ != 0;
+    if (!ahead && slotFree(priority)) {
+      take(priority);
       return Entry::Admitted;
     }
     if (waiting_ >= queue_size_) {
@@ -34,25 +54,26 @@ AdmissionQueue::Entry AdmissionQueue::enter(const std::shared_ptr<AdmissionTicke
   return Entry::Queued;
 }
 
-void AdmissionQueue::leave() {
+void AdmissionQueue::leave(Priority priority) {
   std::shared_ptr<AdmissionTicket> next;
   {
     std::lock_guard lock(mu_);
-    for (auto& q : queues_) {
-      if (q.empty()) continue;
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    if (priority == Priority::High) high_active_.fetch_sub(1, std::memory_order_relaxed);
+    // The slot goes to the first waiter that may hold it, under the same
+    // lock: a newcomer cannot slip ahead.
+    for (size_t p = 0; p < queues_.size(); ++p) {
+      auto& q = queues_[p];
+      if (q.empty() || !slotFree(static_cast<Priority>(p))) continue;
       next = std::move(q.front());
       q.pop_front();
+      take(static_cast<Priority>(p));
+      next->state_ = State::Granted;
+      waiting_.fetch_sub(1, std::memory_order_relaxed);
       break;
     }
-    if (!next) {
-      active_.fetch_sub(1, std::memory_order_relaxed);
-      return;
-    }
-    // The slot passes on without being freed: a newcomer cannot slip ahead.
-    next->state_ = State::Granted;
-    waiting_.fetch_sub(1, std::memory_order_relaxed);
   }
-  next->onDecided(State::Granted);
+  if (next) next->onDecided(State::Granted);
 }
 
 State AdmissionQueue::withdraw(AdmissionTicket& ticket) {

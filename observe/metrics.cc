@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-
 namespace crest::observe {
 namespace {
 
@@ -210,9 +209,22 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto cache_bytes =
       family("crest_cache_bytes", "Bytes held by the response cache (headers and bodies)",
              MetricType::Gauge);
+  auto slots = family("crest_pool_slots_in_use",
+                      "Slots of the pool's max_active_requests held by requests, all workers",
+                      MetricType::Gauge);
+  auto reserved_slots = family(
+      "crest_pool_reserved_slots_in_use",
+      "Slots of the pool's queue.reserved_high held by high-priority requests", MetricType::Gauge);
   for (const auto& pool : live.pools) {
-    queue_depth.metric.push_back(sample({{"pool", pool.name}},
-                                        static_cast<double>(pool.queue_depth), MetricType::Gauge));
+    queue_depth.metric.push_back(
+        sample({{"pool", pool.name}}, static_cast<double>(pool.queue_depth), MetricType::Gauge));
+    if (pool.limited) {
+      slots.metric.push_back(
+          sample({{"pool", pool.name}}, static_cast<double>(pool.slots_in_use), MetricType::Gauge));
+      reserved_slots.metric.push_back(sample({{"pool", pool.name}},
+                                             static_cast<double>(pool.reserved_slots_in_use),
+                                             MetricType::Gauge));
+    }
     for (const auto& s : pool.servers) {
       std::vector<ClientMetric::Label> labels = {{"pool", pool.name}, {"server", s.address}};
       active.metric.push_back(
@@ -278,10 +290,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                 load(cells->tls_error.value), MetricType::Counter));
   }
 
-  std::vector<MetricFamily> out = {requests,     duration, upstream,    connect_errors,
-                                   active,       up,       checks,      conns_active,
-                                   conns_total,  rejected, tls,         fallbacks,
-                                   rate_limited, shed,     queue_depth, headers_dropped};
+  std::vector<MetricFamily> out = {
+      requests,     duration,     upstream,    connect_errors,  active, up,
+      checks,       conns_active, conns_total, rejected,        tls,    fallbacks,
+      rate_limited, shed,         queue_depth, headers_dropped, slots,  reserved_slots};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
   out.push_back(std::move(cache_requests));

@@ -106,6 +106,9 @@ struct LiveServer {
 struct LivePool {
   std::string name;
   size_t queue_depth = 0;
+  bool limited = false;  // has max_active_requests: the slot gauges below apply
+  size_t slots_in_use = 0;
+  size_t reserved_slots_in_use = 0;
   std::vector<LiveServer> servers;
 };
 struct LiveState {

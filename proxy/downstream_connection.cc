@@ -762,7 +762,7 @@ void DownstreamConnection::endAdmission() {
     exchange_->waiter.reset();
     exchange_->holds_slot = state == limits::AdmissionTicket::State::Granted;
   }
-  if (exchange_->holds_slot) exchange_->admission->leave();
+  if (exchange_->holds_slot) exchange_->admission->leave(exchange_->route_target->priority);
   exchange_->holds_slot = false;
   exchange_->admission.reset();
 }

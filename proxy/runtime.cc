@@ -25,15 +25,17 @@ std::shared_ptr<limits::AdmissionQueue> admissionFor(const Runtime* previous,
                                                      const conf::Pool& pool) {
   if (pool.max_active_requests == 0) return nullptr;
   uint32_t queue_size = pool.queue ? pool.queue->size : 0;
+  uint32_t reserved_high = pool.queue ? pool.queue->reserved_high : 0;
   if (previous != nullptr) {
     for (const auto& p : previous->pools()) {
       if (p.config->name == pool.name && p.admission &&
           p.admission->maxActive() == pool.max_active_requests &&
-          p.admission->queueSize() == queue_size)
+          p.admission->queueSize() == queue_size && p.admission->reservedHigh() == reserved_high)
         return p.admission;
     }
   }
-  return std::make_shared<limits::AdmissionQueue>(pool.max_active_requests, queue_size);
+  return std::make_shared<limits::AdmissionQueue>(pool.max_active_requests, queue_size,
+                                                  reserved_high);
 }
 
 // The rate limiter `previous` has at the same listener and route position

@@ -19,8 +19,14 @@ std::string statusJson(const Runtime& runtime, const ReloadStatus& reload) {
   for (const auto& pool : runtime.pools()) {
     out += first_pool ? "\n  " : ",\n  ";
     first_pool = false;
-    out += jsonString(pool.config->name) + ": {\"balance\": " + jsonString(pool.config->balance) +
-           ", \"servers\": [";
+    out += jsonString(pool.config->name) + ": {\"balance\": " + jsonString(pool.config->balance);
+    if (const auto& a = pool.admission) {
+      out += ", \"slots\": {\"max\": " + std::to_string(a->maxActive()) +
+             ", \"in_use\": " + std::to_string(a->active()) +
+             ", \"reserved_high\": " + std::to_string(a->reservedHigh()) +
+             ", \"reserved_in_use\": " + std::to_string(a->reservedInUse()) + "}";
+    }
+    out += ", \"servers\": [";
     for (size_t i = 0; i < pool.servers.size(); ++i) {
       const auto& s = *pool.servers[i];
       out += i == 0 ? "\n    " : ",\n    ";
@@ -40,10 +46,15 @@ observe::LiveState liveState(const Runtime& runtime) {
   for (const auto& pool : runtime.pools()) {
     observe::LivePool p;
     p.name = pool.config->name;
-    p.queue_depth = pool.admission ? pool.admission->waiting() : 0;
+    if (pool.admission) {
+      p.queue_depth = pool.admission->waiting();
+      p.limited = true;
+      p.slots_in_use = pool.admission->active();
+      p.reserved_slots_in_use = pool.admission->reservedInUse();
+    }
     for (const auto& s : pool.servers) {
-      p.servers.push_back(observe::LiveServer{s->address, s->active_requests.load(),
-                                              s->healthy.load()});
+      p.servers.push_back(
+          observe::LiveServer{s->address, s->active_requests.load(), s->healthy.load()});
     }
     live.pools.push_back(std::move(p));
   }

@@ -353,3 +353,22 @@ TEST_CASE("a port out of range says so") {
   text.replace(text.find("\"[::1]:0\""), 9, "nowhere:x");
   CHECK(load(text).errors.at(0).message == "expected host:port, got \"nowhere:x\"");
 }
+
+TEST_CASE("queue.reserved_high must be a whole number below max_active_requests") {
+  auto pool = [](const char* reserved) {
+    return std::string(kMinimal) + "    max_active_requests: 4\n    queue:\n      size: 10\n" +
+           "      timeout: 1s\n      reserved_high: " + reserved + "\n";
+  };
+  auto ok = load(pool("3"));
+  INFO(errorsOf(ok));
+  REQUIRE(ok.config);
+  CHECK(ok.config->pools[0].queue->reserved_high == 3);
+  auto equal = load(pool("4"));
+  REQUIRE(equal.errors.size() == 1);
+  CHECK(equal.errors[0].format() ==
+        "crest.yaml:14:22: pools.web.queue.reserved_high: must be smaller than "
+        "max_active_requests (4): normal and low requests need at least one slot");
+  auto negative = load(pool("-1"));
+  REQUIRE(negative.errors.size() == 1);
+  CHECK(negative.errors[0].message == "expected a whole number from 0 to 1000000, got \"-1\"");
+}

@@ -1,11 +1,12 @@
 """End to end: launch-day protection (SPEC.md): header routes, rate limits,
 admission queues with priority, fallback answers, and their metrics."""
 
+import json
 import threading
 import time
 import unittest
 
-from harness import Client, CrestTestCase, admin_get, free_port, get
+from harness import Client, CrestTestCase, admin_get, free_port, get, wait_until
 from prometheus_text import check
 
 
@@ -80,7 +81,7 @@ class LaunchDayTest(CrestTestCase):
         r = get(self.port, "/bytes/1", {"X-Api-Key": "alice"})
         self.assertGreater(int(r.header("Retry-After")), 50)  # a token a minute
 
-    def admission_config(self, max_active, queue_size, timeout, fallback=True):
+    def admission_config(self, max_active, queue_size, timeout, fallback=True, reserved_high=None):
         self.api = self.backend("api")
         fallback_lines = ["        fallback:", "          status: 503",
                           "          body: '{\"error\":\"busy, retry shortly\"}'",
@@ -88,7 +89,9 @@ class LaunchDayTest(CrestTestCase):
         routes = ["      - match:", "          path_prefix: /", "          headers: {X-Plan: premium}",
                   "        pool: api", "        priority: high", *fallback_lines,
                   "      - match: {path_prefix: /}", "        pool: api", *fallback_lines]
-        pool = (f"    max_active_requests: {max_active}\n    queue: {{size: {queue_size}, timeout: {timeout}}}\n"
+        reserved = "" if reserved_high is None else f", reserved_high: {reserved_high}"
+        pool = (f"    max_active_requests: {max_active}\n"
+                f"    queue: {{size: {queue_size}, timeout: {timeout}{reserved}}}\n"
                 f"    servers:\n      - address: {self.api.address}")
         return self.simple_config({"api": pool}, routes=routes)
 
@@ -142,6 +145,53 @@ class LaunchDayTest(CrestTestCase):
             self.assertLess(took, 2.8 + 0.1 + 0.05)  # + the request's own round trip
         self.assertEqual(self.metric("crest_shed_requests_total", pool="api", reason="queue_timeout"), len(shed))
         self.assertEqual(self.metric("crest_queue_depth", pool="api"), 0)
+
+    def flood(self, count, sleep_ms):
+        """`count` normal requests of /sleep/`sleep_ms` on threads; returns (threads, responses)."""
+        responses = []
+
+        def call(i):
+            responses.append(get(self.port, f"/sleep/{sleep_ms}?normal-{i}"))
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
+        for t in threads:
+            t.start()
+        return threads, responses
+
+    def test_reserved_slots_keep_room_for_high_priority_during_a_flood(self):
+        self.crest(self.admission_config(4, 100, "10s", reserved_high=2), self.port)
+        threads, responses = self.flood(6, 800)
+        # Normal traffic holds its share, 2 of the 4 slots, and the rest of it waits.
+        wait_until(lambda: self.metric("crest_queue_depth", pool="api") == 4, what="4 waiting")
+        self.assertEqual(self.metric("crest_pool_slots_in_use", pool="api"), 2)
+        self.assertEqual(self.metric("crest_pool_reserved_slots_in_use", pool="api"), 0)
+        # A premium request finds a free slot at once, past the waiting ones.
+        start = time.monotonic()
+        premium = get(self.port, "/bytes/1", {"X-Plan": "premium"})
+        self.assertEqual(premium.status, 200)
+        self.assertLess(time.monotonic() - start, 0.4)
+        status = json.loads(admin_get(self.admin_port, "/status")[1])["pools"]["api"]["slots"]
+        self.assertEqual((status["max"], status["reserved_high"]), (4, 2))
+        for t in threads:
+            t.join()
+        self.assertEqual([r.status for r in responses], [200] * 6)
+        # At the server no more than the share of normal requests at once.
+        self.assertEqual(max(int(r.header("X-In-Flight")) for r in responses), 2)
+
+    def test_without_reserved_slots_high_priority_waits_for_a_slot(self):
+        self.crest(self.admission_config(4, 100, "10s", reserved_high=0), self.port)
+        threads, responses = self.flood(6, 800)
+        wait_until(lambda: self.metric("crest_queue_depth", pool="api") == 2, what="2 waiting")
+        self.assertEqual(self.metric("crest_pool_slots_in_use", pool="api"), 4)
+        start = time.monotonic()
+        premium = get(self.port, "/bytes/1", {"X-Plan": "premium"})
+        took = time.monotonic() - start
+        self.assertEqual(premium.status, 200)
+        # It waited for a normal request to give its slot back (ahead of the waiting ones).
+        self.assertGreater(took, 0.3)
+        for t in threads:
+            t.join()
+        self.assertEqual(max(int(r.header("X-In-Flight")) for r in responses), 4)
 
     def test_a_full_queue_sheds_at_once_and_reports_its_depth(self):
         self.crest(self.admission_config(1, 2, "5s", fallback=False), self.port)
