@@ -2,9 +2,8 @@
 
 namespace crest::proxy {
 
-using namespace http;
+using observe::Metrics;
 using namespace io;
-using namespace observe;
 
 namespace {
 

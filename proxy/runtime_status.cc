@@ -6,8 +6,6 @@
 
 namespace crest::proxy {
 
-using namespace observe;
-
 using observe::jsonString;
 
 std::string statusJson(const Runtime& runtime, const ReloadStatus& reload) {

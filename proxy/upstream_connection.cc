@@ -12,9 +12,7 @@
 
 namespace crest::proxy {
 
-using namespace http;
 using namespace io;
-using namespace observe;
 
 UpstreamConnection::UpstreamConnection(UpstreamPool& pool, std::shared_ptr<UpstreamServer> server)
     : pool_(pool),

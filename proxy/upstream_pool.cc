@@ -6,8 +6,6 @@
 
 namespace crest::proxy {
 
-using namespace observe;
-
 UpstreamPool::~UpstreamPool() {
   clear();
 }

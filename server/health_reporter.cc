@@ -4,11 +4,9 @@
 
 namespace crest::server {
 
-using namespace observe;
-
 void HealthReporter::onProbe(const health::CheckedServer& server,
                              const health::ProbeResult& result) {
-  ServerCells* cells = metrics_.serverCells(server.pool, server.address);
+  observe::ServerCells* cells = metrics_.serverCells(server.pool, server.address);
   (result.pass ? cells->checks_pass : cells->checks_fail).add();
 }
 
