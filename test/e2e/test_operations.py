@@ -12,6 +12,13 @@ import unittest
 
 from harness import (CREST, Client, CrestTestCase, admin_get, concurrently, free_port, get, run_crest,
                      wait_for_port, wait_until)
+from prometheus_text import check
+
+
+def connections_active(admin_port):
+    """crest_downstream_connections_active of the listener "public"."""
+    _, samples = check(admin_get(admin_port, "/metrics")[1])
+    return samples.get(("crest_downstream_connections_active", (("listener", "public"),)))
 
 
 def refuses(port):
@@ -164,10 +171,11 @@ class ReloadTest(CrestTestCase):
         clients = [threading.Thread(target=connect_in_a_loop) for _ in range(4)]
         for t in clients:
             t.start()
-        time.sleep(0.3)
+        wait_until(lambda: len(served) >= 20, what="20 requests before the reload")
         self.reload(self.config(1).replace("- name: public", "- name: front"))
         self.wait_generation(2)
-        time.sleep(0.5)
+        after_reload = len(served)
+        wait_until(lambda: len(served) >= after_reload + 40, what="40 requests after the reload")
         stop.set()
         for t in clients:
             t.join()
@@ -190,7 +198,7 @@ class StopTest(CrestTestCase):
         idle.read_response()
         busy = Client(self.port)
         busy.request("GET", "/sleep/1000")
-        time.sleep(0.3)
+        wait_until(lambda: "GET /sleep/1000" in web.requests_seen(), what="the request reaching the server")
         crest.signal(signal.SIGTERM)
         self.assertTrue(idle.closed_by_peer(timeout=2))
         r = busy.read_response()
@@ -218,9 +226,10 @@ class StopTest(CrestTestCase):
         web = self.backend("web")
         crest = self.crest(self.simple_config({"web": [web]}), self.port)
         fresh = Client(self.port)
-        time.sleep(0.2)  # accepted by now
+        wait_until(lambda: connections_active(self.admin_port) == 1, what="the connection accepted")
         crest.signal(signal.SIGTERM)
-        time.sleep(0.2)
+        # The worker closes its listening socket, then drains its connections, in one task.
+        wait_until(lambda: refuses(self.port), what="the stop under way")
         fresh.request("GET", "/bytes/1")
         r = fresh.read_response()
         self.assertEqual(r.status, 200)
@@ -232,7 +241,7 @@ class StopTest(CrestTestCase):
         crest = self.crest(self.simple_config({"web": [web]}, extra="shutdown_timeout: 500ms"), self.port)
         busy = Client(self.port)
         busy.request("GET", "/sleep/5000")
-        time.sleep(0.2)
+        wait_until(lambda: "GET /sleep/5000" in web.requests_seen(), what="the request reaching the server")
         start = time.time()
         crest.signal(signal.SIGTERM)
         self.assertEqual(crest.proc.wait(5), 0)

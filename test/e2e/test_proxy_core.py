@@ -5,7 +5,7 @@ import socket
 import time
 import unittest
 
-from harness import Client, CrestTestCase, admin_get, free_port, get
+from harness import Client, CrestTestCase, admin_get, free_port, get, wait_until
 from prometheus_text import check
 
 
@@ -224,6 +224,10 @@ class ProxyCoreTest(CrestTestCase):
 
 
 class ClosedConnectionTest(CrestTestCase):
+    def connections_active(self):
+        _, samples = check(admin_get(self.admin_port, "/metrics")[1])
+        return samples.get(("crest_downstream_connections_active", (("listener", "public"),)))
+
     def test_what_a_closed_connection_left_never_reaches_the_next_one(self):
         # One worker, so the next connection starts with the buffers and the
         # exchange the closed one gave back (the worker reuses them).
@@ -234,9 +238,10 @@ class ClosedConnectionTest(CrestTestCase):
             # A request in flight, and half of a pipelined one that stays unread.
             gone.send("GET /sleep/100 HTTP/1.1\r\nHost: a\r\n\r\n"
                       f"GET /echo?left-{i} HTTP/1.1\r\nHo")
-            time.sleep(0.05)
+            wait_until(lambda: web.requests_seen().count("GET /sleep/100") == i + 1,
+                       what="the request in flight")
             gone.close()
-            time.sleep(0.2)
+            wait_until(lambda: self.connections_active() == 0, what="the closed connection gone")
             c = Client(self.port)
             c.request("GET", f"/echo?next-{i}")
             r = c.read_response()
