@@ -30,7 +30,8 @@ AdmissionQueue::Entry AdmissionQueue::enter(const std::shared_ptr<AdmissionTicke
     // Nobody overtakes a waiting request of its class or above. Others wait
     // while slots are free only when their share is used up, and then a
     // high-priority newcomer may take a reserved slot past them.
-    bool ahead = priority == Priority::High ? !queues_[0].empty() : waiting_ != 0;
+    bool ahead = priority == Priority::High ? !queues_[static_cast<size_t>(Priority::High)].empty()
+                                            : waiting_ != 0;
     if (!ahead && slotFree(priority)) {
       take(priority);
       return Entry::Admitted;

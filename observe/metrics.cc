@@ -32,6 +32,24 @@ ClientMetric sample(std::vector<ClientMetric::Label> labels, double value, Metri
   return m;
 }
 
+// Whether any of the cells has counted something: the series of a listener,
+// pool or server a reload removed are exported only then.
+bool anyCounted(const CounterCell& cell) {
+  return cell.value.load(std::memory_order_relaxed) != 0;
+}
+bool anyCounted(const GaugeCell& cell) {
+  return cell.value.load(std::memory_order_relaxed) != 0;
+}
+template <size_t N>
+bool anyCounted(const std::array<CounterCell, N>& cells) {
+  return std::any_of(cells.begin(), cells.end(),
+                     [](const CounterCell& c) { return anyCounted(c); });
+}
+template <typename First, typename Second, typename... Rest>
+bool anyCounted(const First& first, const Second& second, const Rest&... rest) {
+  return anyCounted(first) || anyCounted(second, rest...);
+}
+
 double load(const std::atomic<uint64_t>& v) {
   return static_cast<double>(v.load(std::memory_order_relaxed));
 }
@@ -133,10 +151,6 @@ std::vector<MetricFamily> Metrics::Collect() const {
     return p != nullptr && std::any_of(p->servers.begin(), p->servers.end(),
                                        [&](const LiveServer& s) { return s.address == server; });
   };
-  auto counted = [](const std::array<CounterCell, kStatusClasses>& classes) {
-    return std::any_of(classes.begin(), classes.end(),
-                       [](const CounterCell& c) { return c.value.load() != 0; });
-  };
   auto requests =
       family("crest_http_requests_total", "Requests answered, by listener, pool and status class",
              MetricType::Counter);
@@ -145,7 +159,7 @@ std::vector<MetricFamily> Metrics::Collect() const {
              "Time from the request head to the end of the response", MetricType::Histogram);
   for (const auto& [key, cells] : requests_) {
     const auto& [listener, pool] = key;
-    if (!currentRequests(listener, pool) && !counted(cells->responses)) continue;
+    if (!currentRequests(listener, pool) && !anyCounted(cells->responses)) continue;
     for (size_t c = 0; c < kStatusClasses; ++c) {
       uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
       requests.metric.push_back(
@@ -174,10 +188,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
       family("crest_health_checks_total", "Active health checks by result", MetricType::Counter);
   for (const auto& [key, cells] : servers_) {
     const auto& [pool, server] = key;
-    bool holds_counts = counted(cells->responses) || cells->connect_errors.value.load() != 0 ||
-                        cells->checks_pass.value.load() != 0 ||
-                        cells->checks_fail.value.load() != 0;
-    if (!currentServer(pool, server) && !holds_counts) continue;
+    if (!currentServer(pool, server) && !anyCounted(cells->responses, cells->connect_errors,
+                                                    cells->checks_pass, cells->checks_fail))
+      continue;
     for (size_t c = 0; c < kStatusClasses; ++c) {
       uint64_t n = cells->responses[c].value.load(std::memory_order_relaxed);
       upstream.metric.push_back(
@@ -246,10 +259,7 @@ std::vector<MetricFamily> Metrics::Collect() const {
                      MetricType::Counter);
   constexpr const char* kShedNames[kShedReasons] = {"queue_full", "queue_timeout", "no_healthy"};
   for (const auto& [pool, cells] : pools_) {
-    bool holds_counts = cells->split_fallbacks.value.load() != 0 ||
-                        std::any_of(cells->shed.begin(), cells->shed.end(),
-                                    [](const CounterCell& c) { return c.value.load() != 0; });
-    if (poolOf(pool) == nullptr && !holds_counts) continue;
+    if (poolOf(pool) == nullptr && !anyCounted(cells->split_fallbacks, cells->shed)) continue;
     fallbacks.metric.push_back(
         sample({{"pool", pool}}, load(cells->split_fallbacks.value), MetricType::Counter));
     for (size_t r = 0; r < kShedReasons; ++r) {
@@ -269,10 +279,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                 "Request header fields not forwarded because their names contain _",
                                 MetricType::Counter);
   for (const auto& [listener, cells] : listeners_) {
-    bool holds_counts = cells->connections_total.value.load() != 0 ||
-                        cells->connections_active.value.load() != 0 ||
-                        cells->tls_ok.value.load() != 0 || cells->tls_error.value.load() != 0;
-    if (!currentListener(listener) && !holds_counts) continue;
+    if (!currentListener(listener) &&
+        !anyCounted(cells->connections_total, cells->connections_active, cells->tls_ok,
+                    cells->tls_error))
+      continue;
     headers_dropped.metric.push_back(
         sample({{"listener", listener}}, load(cells->headers_dropped.value), MetricType::Counter));
     conns_active.metric.push_back(

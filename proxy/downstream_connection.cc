@@ -700,8 +700,9 @@ bool DownstreamConnection::checkRateLimit(const RouteTarget& target, const Messa
   if (d.allowed) return true;
   listener_metrics_->rate_limited.add();
   std::string retry = std::to_string(d.retry_after);
-  respondWith(LocalCause::RateLimited, 429, "text/plain; charset=utf-8",
-              "rate limit exceeded: retry in " + retry + " s\n", "Retry-After: " + retry + "\r\n");
+  respondWith(LocalCause::RateLimited, describe(LocalCause::RateLimited).status,
+              "text/plain; charset=utf-8", "rate limit exceeded: retry in " + retry + " s\n",
+              "Retry-After: " + retry + "\r\n");
   return false;
 }
 
