@@ -1,104 +1,133 @@
 #pragma once
-// What one request/response exchange on a downstream connection holds, from
-// the first byte of its request until the connection goes idle: the parsers,
-// the request on its way to a server, routing, admission, cache and timing
-// state. An idle keep-alive connection holds none of it; its worker keeps a
-// few finished exchanges to start the next requests with, so that a
-// keep-alive request allocates no parser and no buffer.
+// One request's life, from the first byte of its head until its response is
+// recorded, whatever protocol the client speaks: the request is routed, then
+// walked through the stages in runStages' order, each of which lives here by
+// value. The exchange talks to its client through ExchangeClient. An idle
+// keep-alive connection holds none of it; its worker keeps a few finished
+// exchanges to start the next requests with, so that a keep-alive request
+// allocates no parser, no buffer and no stage.
 
 #include <event2/buffer.h>
 
 #include <chrono>
-#include <memory>
-#include <optional>
 #include <string>
+#include <string_view>
 
-#include "balancer/balancer.h"
 #include "http/body_encoder.h"
 #include "http/http1_parser.h"
+#include "proxy/admission_stage.h"
+#include "proxy/cache_stage.h"
+#include "proxy/exchange_client.h"
 #include "proxy/local_answer.h"
+#include "proxy/rate_limit_stage.h"
 #include "proxy/runtime.h"
+#include "proxy/stage.h"
 #include "proxy/upstream_connection.h"
+#include "proxy/upstream_stage.h"
 
 namespace crest::proxy {
 
 class Waiter;
 
-// The fields a new request starts from.
-struct ExchangeState {
-  const RouteTarget* route_target = nullptr;
-  const conf::Route* route = nullptr;
-  // Header lines added to every response of the route (RateLimit-*).
-  std::string route_headers;
-  // The admission queue this exchange holds a slot of or waits in.
-  std::shared_ptr<limits::AdmissionQueue> admission;
-  std::shared_ptr<Waiter> waiter;  // set while queued
-  bool holds_slot = false;
-  // Cached routes.
-  std::optional<observe::CacheResult> cache_result;  // the X-Cache of this response
-  std::string cache_host;                            // the key's host: lower-case, no port
-  std::shared_ptr<Waiter> fill_waiter;               // set while waiting for another request's fill
-  bool coalesced = false;                            // waited for a fill once: no second wait
-  bool cache_leader = false;  // fills the entry others wait for (endFill owed)
-  // The response being stored (all but body and times), its lifetime and its body so far.
-  std::shared_ptr<cache::StoredResponse> pending_store;
-  cache::Nanos pending_lifetime = 0;
-  std::string pending_body;
-  // An expired entry that may still answer when the pool fails.
-  std::shared_ptr<const cache::StoredResponse> stale;
-  uint64_t split_key = 0;
-  bool switched_pool = false;
-  const PoolRuntime* pool = nullptr;
-  UpstreamServer* server = nullptr;  // counted in its active_requests while set
-  std::unique_ptr<UpstreamConnection> upstream;
-  bool upstream_timer_started = false;
-  uint64_t request_bytes_sent = 0;
-  http::BodyEncoder request_body;
-  http::BodyEncoder response_body;
-  balancer::TriedSet tried;
-  uint32_t retries_left = 0;
-  std::string target;
-  std::string request_id;
-  bool open = false;  // a response was or will be counted
-  int response_status = 0;
-  uint64_t response_bytes = 0;                // body bytes of a response the proxy made
-  const UpstreamServer* served_by = nullptr;  // the server that answered, for the access log
-  std::chrono::steady_clock::time_point upstream_start;
-  std::chrono::steady_clock::duration upstream_time{};
-  std::chrono::steady_clock::time_point exchange_start;
-  bool request_complete = false;
-  bool response_started = false;
-  LocalCause cause = LocalCause::None;  // why it ended otherwise than with a server's answer
-};
+class Exchange final : public UpstreamConnection::Handler {
+ public:
+  enum class Stage { RateLimit, Cache, Admission, Upstream };
 
-struct Exchange : ExchangeState {
-  explicit Exchange(http::ParserLimits request_limits)
-      : request_parser(http::Http1Parser::Kind::Request, request_limits),
-        response_parser(http::Http1Parser::Kind::Response, http::ParserLimits{}),
-        request_out(evbuffer_new()) {}
-  ~Exchange() { evbuffer_free(request_out); }
+  explicit Exchange(http::ParserLimits request_limits);
+  ~Exchange() override;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
 
-  // Readies a finished exchange for a new request (of any connection),
-  // keeping what its parsers and buffer have allocated.
-  void restart(http::ParserLimits request_limits) {
-    static_cast<ExchangeState&>(*this) = ExchangeState{};
-    request_parser.restart(request_limits);
-    response_parser.restart(http::ParserLimits{});
-    request_head.clear();
-    evbuffer_drain(request_out, evbuffer_get_length(request_out));
-    response_head.clear();
+  // Readies a finished exchange for a new request of any client, keeping
+  // what its parsers and buffers have allocated.
+  void restart(http::ParserLimits request_limits);
+  // Serves `client` under `runtime`; `listener` null when a reload removed it.
+  void bind(ExchangeClient& client, const ClientInfo& info, ExchangeContext& context,
+            const Runtime& runtime, const ListenerRuntime* listener);
+
+  // The request head has arrived: its id and clocks start.
+  void begin();
+  // Finds the route for `host` (lower case, no port) and `target`, then runs the stages.
+  void serve(std::string host) {
+    if (matchRoute(std::move(host))) runStages(Stage::RateLimit);
   }
+  // The route part of that: false when none matches (answered 404).
+  bool matchRoute(std::string host);
+  // The stages, in order, from `from` on: a new stage goes here, in its place.
+  void runStages(Stage from);
+
+  // A stage waits for something another request or worker ends.
+  bool waiting() const { return admission.waiting() || cache.waiting(); }
+  // Waiter news, on this exchange's thread.
+  void onAdmissionDecided(const Waiter& waiter, limits::AdmissionTicket::State state);
+  void onFillDone(const Waiter& waiter);
+  // The client's timer for waitFor() expired.
+  void onWaitTimeout();
+
+  // A response the proxy makes itself, for `cause`: one line of text; a
+  // stale cached response answers instead when the pool failed.
+  void answer(LocalCause cause, std::string_view message, std::string_view extra_headers = {});
+  // The same with the status and body given (a route's fallback, 429).
+  void answerWith(LocalCause cause, int status, std::string_view content_type,
+                  std::string_view body, std::string_view extra_headers);
+  // The pool cannot take the request: the route's fallback, a stale entry, or 503.
+  void shed(observe::ShedReason reason, std::string_view why);
+  // A stage wrote a whole response (`body_bytes` of body): the exchange ends.
+  void answered(int status, uint64_t body_bytes);
+  // The response is complete: recorded, then the client goes on.
+  void complete();
+  // Counts the exchange in the request metrics and the access log (once).
+  void record();
+  // Lets go of what the stages hold outside the exchange, in reverse order.
+  void release();
+  // Between two requests of a client: every stage and field as new.
+  void reset();
+  // Lines every response of the route carries (the stages' response hooks).
+  std::string responseExtras() const;
+
+  void onUpstreamEvent() override;
+  void onUpstreamTimeout() override;
+
+  ExchangeClient& client() { return *client_; }
+  const ClientInfo& clientInfo() const { return *client_info_; }
+  ExchangeContext& context() { return *context_; }
+  const Runtime& runtime() const { return *runtime_; }
+  const http::MessageHead& request() const { return request_parser.head(); }
 
   http::Http1Parser request_parser;
   http::Http1Parser response_parser;
   // The request on its way to the server: its head, then its body.
   std::string request_head;
   evbuffer* request_out;
-  // A response head for the client that waits for nothing in the
-  // connection's output: it goes out first (writeFrom).
+  http::BodyEncoder request_body;   // the client writes the request body here
+  http::BodyEncoder response_body;  // the upstream writes the response body here
+  // The HTTP/1 client's response head waiting for nothing in its output: it
+  // goes out first (writeFrom).
   std::string response_head;
+  std::string target;  // origin form
+  std::string request_id;
+  const RouteTarget* route_target = nullptr;
+  const conf::Route* route = nullptr;
+  bool open = false;  // a response was or will be counted
+  bool request_complete = false;
+  bool response_started = false;
+  int response_status = 0;
+  uint64_t response_bytes = 0;  // body bytes of a response the proxy made
+  std::chrono::steady_clock::time_point start;
+  LocalCause cause = LocalCause::None;  // why it ended otherwise than with a server's answer
+
+  // The stages, in their order.
+  RateLimitStage rate_limit;
+  CacheStage cache;
+  AdmissionStage admission;
+  UpstreamStage upstream;
+
+ private:
+  ExchangeClient* client_ = nullptr;
+  const ClientInfo* client_info_ = nullptr;
+  ExchangeContext* context_ = nullptr;
+  const Runtime* runtime_ = nullptr;
+  const ListenerRuntime* listener_ = nullptr;
 };
 
 inline void deleteExchange(Exchange* exchange) {

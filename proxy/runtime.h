@@ -13,11 +13,11 @@
 #include "cache/response_cache.h"
 #include "conf/config.h"
 #include "conf/yaml_reader.h"
+#include "io/socket_io.h"
 #include "limits/admission_queue.h"
 #include "limits/rate_limiter.h"
 #include "observe/metrics.h"
 #include "proxy/router.h"
-#include "io/socket_io.h"
 #include "tls/tls_context.h"
 
 namespace crest::proxy {
@@ -98,7 +98,9 @@ class Runtime {
   // The response cache shared by all workers; null without a cache section.
   // Kept across reloads while cache.max_size stays.
   const std::shared_ptr<cache::ResponseCache>& cache() const { return cache_; }
-  std::array<observe::CounterCell, observe::kCacheResults>* cacheResults() const { return cache_results_; }
+  std::array<observe::CounterCell, observe::kCacheResults>* cacheResults() const {
+    return cache_results_;
+  }
 
  private:
   std::shared_ptr<const conf::Config> config_;

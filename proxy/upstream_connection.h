@@ -1,7 +1,7 @@
 #pragma once
 // One connection to a server, on a raw edge-triggered event. It only moves
 // bytes and watches time; the HTTP exchange over it belongs to the
-// DownstreamConnection that holds it (its Handler). Between requests it rests
+// Exchange that holds it (its Handler). Between requests it rests
 // in the worker's UpstreamPool with its read event armed, so a server that
 // closes an idle connection is noticed before the connection is reused.
 // Worker-thread only.
@@ -13,8 +13,8 @@
 #include <memory>
 
 #include "io/deadline_timer.h"
-#include "proxy/runtime.h"
 #include "io/socket_io.h"
+#include "proxy/runtime.h"
 
 namespace crest::proxy {
 

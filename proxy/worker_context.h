@@ -24,6 +24,7 @@
 #include "observe/access_log.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
+#include "proxy/stage.h"
 #include "proxy/upstream_pool.h"
 
 namespace crest::proxy {
@@ -44,7 +45,7 @@ struct ConnectionBudget {
   void give() { open.fetch_sub(1, std::memory_order_relaxed); }
 };
 
-class WorkerContext {
+class WorkerContext final : public ExchangeContext {
  public:
   // `access_log_fd` < 0: no access log.
   WorkerContext(std::shared_ptr<const Runtime> runtime, int access_log_fd,
@@ -55,12 +56,27 @@ class WorkerContext {
   WorkerContext& operator=(const WorkerContext&) = delete;
 
   // Runs `task` on this worker's loop. Any thread.
-  void post(std::function<void()> task);
+  void post(std::function<void()> task) override;
 
   io::EventLoop& loop() { return loop_; }
   // The time of this loop turn, for the worker's connections.
   io::LoopClock& clock() { return loop_.clock(); }
+  std::chrono::steady_clock::time_point now() override { return loop_.clock().now(); }
+  int64_t nanos() override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
   UpstreamPool& upstreamPool() { return upstream_pool_; }
+  std::unique_ptr<UpstreamConnection> connectTo(const std::shared_ptr<UpstreamServer>& server,
+                                                const conf::UpstreamTimeouts& timeouts,
+                                                int& connect_errno) override {
+    return upstream_pool_.acquire(server, timeouts, connect_errno);
+  }
+  void keepIdle(std::unique_ptr<UpstreamConnection> connection,
+                std::chrono::milliseconds idle_timeout) override {
+    upstream_pool_.release(std::move(connection), idle_timeout);
+  }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   // For requests that start from now on.
   void setRuntime(std::shared_ptr<const Runtime> runtime) { runtime_ = std::move(runtime); }
@@ -74,7 +90,7 @@ class WorkerContext {
   void connectionClosed(DownstreamConnection* conn);
   // From now on the loop ends once no connection is left (graceful stop).
   void beginDraining();
-  bool draining() const { return draining_; }
+  bool draining() const override { return draining_; }
 
   // An exchange for a request about to start: a spare one when there is.
   std::unique_ptr<Exchange> takeExchange(http::ParserLimits request_limits);
@@ -86,13 +102,13 @@ class WorkerContext {
   evbuffer* takeBuffer();
   void recycleBuffer(evbuffer* buffer);
   // Where this worker's connections read small pieces (beginRead).
-  io::ReadScratch& readScratch() { return read_scratch_; }
+  io::ReadScratch& readScratch() override { return read_scratch_; }
   // Writes a fresh X-Request-Id, 32 hex digits, over `id`: in the memory of
   // the recycled exchange's last one, where a new string would allocate.
-  void newRequestId(std::string& id);
-  uint64_t random() { return random_(); }
+  void newRequestId(std::string& id) override;
+  uint64_t random() override { return random_(); }
   // Null when access logging is off.
-  observe::AccessLogWriter* accessLog() { return access_log_.get(); }
+  observe::AccessLogWriter* accessLog() override { return access_log_.get(); }
 
   // A connection was served an event: the busy poll's window starts again.
   void noteActivity() { ++activity_; }
