@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <tuple>
@@ -39,6 +40,14 @@ std::string itemPath(const std::string& parent, size_t index) {
 
 std::string quote(const std::string& s) {
   return "\"" + s + "\"";
+}
+
+bool validToken(const std::string& s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c <= ' ' || c >= 127 || std::strchr("\"(),/:;<=>?@[\\]{}", c) != nullptr) return false;
+  }
+  return true;
 }
 
 void reportDuplicateKeys(ErrorList& errors, const YAML::Node& node, const std::string& path) {

@@ -41,6 +41,8 @@ class ErrorList {
 std::string childPath(const std::string& parent, const std::string& key);
 std::string itemPath(const std::string& parent, size_t index);
 std::string quote(const std::string& s);
+// An HTTP token (RFC 9110): header names, and the names of listeners and pools.
+bool validToken(const std::string& s);
 
 // One YAML mapping under a field path. Construction reports a node that is not
 // a mapping and every key outside `allowed`. The typed readers leave their
