@@ -6,10 +6,14 @@ import os
 import time
 import unittest
 
-from harness import Client, CrestTestCase, admin_get, get
+from harness import Client, CrestTestCase, admin_get, get, wait_until
 
 
 class HealthTest(CrestTestCase):
+    def server_healthy(self, pool, address):
+        status = json.loads(admin_get(self.admin_port, "/status")[1])
+        return [s for s in status["pools"][pool]["servers"] if s["address"] == address][0]["healthy"]
+
     def pool(self, servers, check=True, extra=""):
         lines = ["    retries: 1"]
         if check:
@@ -57,7 +61,7 @@ class HealthTest(CrestTestCase):
         b_state = [s for s in status["pools"]["web"]["servers"] if s["address"] == b.address][0]
         self.assertFalse(b_state["healthy"])
         os.remove(fail_file)
-        time.sleep(1.0)
+        wait_until(lambda: self.server_healthy("web", b.address), what="b healthy again")
         recovered = collections.Counter()
         self.loop(1.0, recovered, errors)
         self.assertGreater(recovered["b"], 0, recovered)
@@ -87,7 +91,8 @@ class HealthTest(CrestTestCase):
         self.assertEqual(get(self.port, "/").status, 200)
         a.stop()
         b.stop()
-        time.sleep(1.0)  # three failed checks at 200 ms
+        wait_until(lambda: not self.server_healthy("api", a.address) and not self.server_healthy("api", b.address),
+                   what="both servers down after three failed checks")
         start = time.time()
         r = get(self.port, "/")
         elapsed = time.time() - start
@@ -105,7 +110,7 @@ class HealthTest(CrestTestCase):
             self.assertEqual(get(self.port, "/").status, 200)
         log = self.crests[0].log()
         self.assertIn("healthy -> down (connect refused, passive)", log)
-        time.sleep(3.0)
+        wait_until(lambda: "down -> healthy" in self.crests[0].log(), what="the back-off's end")
         self.assertIn("down -> healthy (retrying after 2000ms without active checks)", self.crests[0].log())
 
 

@@ -215,7 +215,7 @@ class LaunchDayTest(CrestTestCase):
         self.crest(self.admission_config(1, 10, "5s"), self.port)
         first = Client(self.port)
         first.request("GET", "/sleep/500?first-0")
-        time.sleep(0.1)
+        wait_until(lambda: len(self.api.requests_seen()) == 1, what="the first request at the server")
         gone = Client(self.port)
         gone.request("GET", "/sleep/500?gone-0")
         deadline = time.monotonic() + 2
