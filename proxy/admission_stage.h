@@ -23,7 +23,6 @@ class AdmissionStage {
   void onWaitTimeout(Exchange& exchange);
   // Gives back the slot held, or leaves the queue.
   void release();
-  bool holdsSlot() const { return holds_slot_; }
 
  private:
   // Granted: the walk goes on to the upstream; else shed.

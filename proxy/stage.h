@@ -38,8 +38,6 @@ class ExchangeContext {
   virtual uint64_t random() = 0;
   // Runs `task` on this thread's loop, soon. Any thread.
   virtual void post(std::function<void()> task) = 0;
-  // The process is stopping: connections close after their response.
-  virtual bool draining() const = 0;
   // Writes a fresh X-Request-Id over `id`.
   virtual void newRequestId(std::string& id) = 0;
   // Null when access logging is off.

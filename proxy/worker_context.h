@@ -90,7 +90,7 @@ class WorkerContext final : public ExchangeContext {
   void connectionClosed(DownstreamConnection* conn);
   // From now on the loop ends once no connection is left (graceful stop).
   void beginDraining();
-  bool draining() const override { return draining_; }
+  bool draining() const { return draining_; }
 
   // An exchange for a request about to start: a spare one when there is.
   std::unique_ptr<Exchange> takeExchange(http::ParserLimits request_limits);

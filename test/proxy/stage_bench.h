@@ -35,7 +35,6 @@ class FakeContext final : public ExchangeContext {
   }
   uint64_t random() override { return ++random_; }
   void post(std::function<void()> task) override { tasks.push_back(std::move(task)); }
-  bool draining() const override { return false; }
   void newRequestId(std::string& id) override { id = "request-" + std::to_string(++ids_); }
   observe::AccessLogWriter* accessLog() override { return nullptr; }
   std::unique_ptr<UpstreamConnection> connectTo(const std::shared_ptr<UpstreamServer>& server,
