@@ -15,6 +15,8 @@ import time
 import unittest
 import urllib.request
 
+from prometheus_text import check
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKEND = os.path.join(HERE, "..", "support", "backend.py")
 CREST = os.environ.get("CREST_BINARY", os.path.join(HERE, "..", "..", "build", "proxy", "crest"))
@@ -341,6 +343,13 @@ class CrestTestCase(unittest.TestCase):
         b = Backend(name, self.tmpdir, args)
         self.backends.append(b)
         return b
+
+    def metric(self, name, **labels):
+        """The value of one sample on the admin port's /metrics (None when absent); the page must parse."""
+        _, text = admin_get(self.admin_port, "/metrics")
+        problems, samples = check(text)
+        self.assertEqual(problems, [], text)
+        return samples.get((name, tuple(sorted(labels.items()))))
 
     def crest(self, config, wait_port, args=()):
         c = Crest(config, self.tmpdir, wait_port, args)

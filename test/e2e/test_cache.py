@@ -7,8 +7,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import Client, CrestTestCase, admin_get, concurrently, get
-from prometheus_text import check
+from harness import Client, CrestTestCase, concurrently, get
 
 
 def page(*headers, delay=0, tag=""):
@@ -27,12 +26,6 @@ class CacheTest(CrestTestCase):
         pool = (f"    retries: 0\n    servers:\n      - address: {self.web.address}")
         config = self.simple_config({"web": pool}, routes=routes, extra=f"cache:\n  max_size: {max_size}")
         self.crest(config, self.port)
-
-    def metric(self, name, **labels):
-        status, text = admin_get(self.admin_port, "/metrics")
-        problems, samples = check(text)
-        self.assertEqual(problems, [], text)
-        return samples.get((name, tuple(sorted(labels.items()))))
 
     def seen(self, target):
         return self.web.requests_seen().count(f"GET {target}")

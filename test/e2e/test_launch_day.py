@@ -7,16 +7,9 @@ import time
 import unittest
 
 from harness import Client, CrestTestCase, admin_get, free_port, get, wait_until
-from prometheus_text import check
 
 
 class LaunchDayTest(CrestTestCase):
-    def metric(self, name, **labels):
-        status, text = admin_get(self.admin_port, "/metrics")
-        problems, samples = check(text)
-        self.assertEqual(problems, [], text)
-        return samples.get((name, tuple(sorted(labels.items()))))
-
     def test_header_match_routes_premium_traffic_to_its_pool(self):
         premium, public = self.backend("premium"), self.backend("public")
         routes = ["      - match:", "          path_prefix: /api/", "          headers:",
