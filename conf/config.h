@@ -59,7 +59,7 @@ struct TlsCertificate {
 struct TlsConfig {
   std::vector<TlsCertificate> certificates;  // the first is the default
   std::string min_version = "1.2";
-  std::vector<std::string> alpn{"http/1.1"};
+  std::vector<std::string> alpn{"h2", "http/1.1"};
   // Stateless resumption tickets (keys shared by the workers, rotated). Off:
   // resumption from the server's session cache only, as NGINX's
   // `ssl_session_tickets off` and HAProxy's `no-tls-tickets`.
@@ -133,10 +133,20 @@ struct Route {
   bool operator==(const Route&) const = default;
 };
 
+// HTTP/2 from clients: over TLS when ALPN chooses h2, on plain listeners
+// when a connection opens with the HTTP/2 preface (prior knowledge).
+struct Http2Config {
+  uint32_t max_concurrent_streams = 128;
+  uint64_t initial_window = 64 * 1024;  // per-stream receive window
+  bool h2c = true;
+  bool operator==(const Http2Config&) const = default;
+};
+
 struct Listener {
   std::string name;
   HostPort listen;
   std::optional<TlsConfig> tls;
+  Http2Config http2;
   std::vector<Route> routes;
   bool operator==(const Listener&) const = default;
 };

@@ -248,7 +248,7 @@ class Loader {
   }
 
   void readListener(const YAML::Node& node, const std::string& path) {
-    MapReader r(errors_, node, path, {"name", "listen", "tls", "routes"});
+    MapReader r(errors_, node, path, {"name", "listen", "tls", "http2", "routes"});
     if (!r.isMap()) return;
     Listener l;
     if (r.require("name") && r.readString("name", l.name)) {
@@ -267,6 +267,18 @@ class Loader {
       listen_marks_.push_back({l.listen, r.get("listen").Mark(), r.path("listen")});
     }
     if (r.has("tls")) l.tls = readTls(r.get("tls"), r.path("tls"));
+    if (r.has("http2")) {
+      MapReader h(errors_, r.get("http2"), r.path("http2"),
+                  {"max_concurrent_streams", "initial_window", "h2c"});
+      h.readUint("max_concurrent_streams", l.http2.max_concurrent_streams, 1, 65536);
+      // RFC 9113 6.9.2: a window is at most 2^31 - 1 bytes.
+      if (h.readSize("initial_window", l.http2.initial_window) &&
+          (l.http2.initial_window == 0 || l.http2.initial_window > 0x7fffffff)) {
+        errors_.add(h.get("initial_window").Mark(), h.path("initial_window"),
+                    "must be between 1 byte and 2147483647 bytes (2^31 - 1)");
+      }
+      h.readBool("h2c", l.http2.h2c);
+    }
     if (r.require("routes")) {
       forEachItem(r, "routes", [&](const YAML::Node& n, const std::string& item, size_t) {
         l.routes.push_back(RouteReader(errors_, config_).read(n, item));

@@ -26,6 +26,9 @@ class BodyEncoder {
     tap_max_ = max;
   }
   bool tapOverflowed() const { return tap_overflowed_; }
+  // Whether it has somewhere to write: a request's body encoder is set once
+  // the request goes to a server.
+  bool ready() const { return out_ != nullptr; }
 
  private:
   void chunkHeader(size_t len);

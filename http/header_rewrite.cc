@@ -207,6 +207,17 @@ std::string_view writeDownstreamResponseHead(const MessageHead& response, int cl
   return head.view();
 }
 
+void forwardedResponseFields(const MessageHead& response,
+                             std::vector<std::pair<std::string_view, std::string_view>>& out) {
+  out.clear();
+  HopByHop hop_by_hop(response);
+  for (const auto& f : response.headers) {
+    if (hop_by_hop(f)) continue;
+    if (f.id == HeaderName::ContentLength && response.framing != Framing::None) continue;
+    out.emplace_back(f.name, f.value);
+  }
+}
+
 void writeStoredResponseHead(int status, std::string_view reason, std::string_view lines,
                              uint64_t content_length, int client_minor, bool close, evbuffer* out,
                              std::string_view extra_headers) {

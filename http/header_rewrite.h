@@ -6,6 +6,8 @@
 #include <event2/buffer.h>
 
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "http/http_message.h"
 
@@ -55,5 +57,12 @@ void writeStoredResponseHead(int status, std::string_view reason, std::string_vi
 void storedHeaderLines(const MessageHead& response, std::string& all, std::string& not_modified);
 
 std::string_view reasonPhrase(int status);
+
+// The fields of a server's response that go on to a client whose protocol
+// writes heads otherwise (HTTP/2), as views into `response`: hop-by-hop
+// fields and a framed body's Content-Length left out, as
+// writeDownstreamResponseHead leaves them out. Replaces what `out` held.
+void forwardedResponseFields(const MessageHead& response,
+                             std::vector<std::pair<std::string_view, std::string_view>>& out);
 
 }  // namespace crest::http

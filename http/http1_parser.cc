@@ -53,18 +53,7 @@ void Http1Parser::restart(ParserLimits limits) {
 
 int Http1Parser::onMessageBegin(llhttp_t* p) {
   Http1Parser* s = self(p);
-  MessageHead& h = s->head_;
-  h.method.clear();
-  h.target.clear();
-  h.reason.clear();
-  h.status = 0;
-  h.version_minor = 1;
-  h.framing = Framing::None;
-  h.content_length = 0;
-  h.keep_alive = true;
-  h.expect_continue = false;
-  h.underscored_fields = 0;
-  h.headers.clear();
+  s->head_.clear();
   s->part_ = HeadPart::None;
   s->url_complete_ = false;
   return 0;

@@ -95,6 +95,7 @@ struct MessageHead {
   int status = 0;
   std::string reason;
 
+  int version_major = 1;  // 2: a request that came as an HTTP/2 stream
   int version_minor = 1;  // HTTP/1.x
   HeaderList headers;
   Framing framing = Framing::None;
@@ -102,6 +103,22 @@ struct MessageHead {
   bool keep_alive = true;  // what the peer asked for, per its version and Connection
   bool expect_continue = false;
   uint32_t underscored_fields = 0;  // fields named with `_` (HeaderName::Underscored)
+
+  // As a new message's, keeping the header fields' buffers.
+  void clear() {
+    method.clear();
+    target.clear();
+    reason.clear();
+    status = 0;
+    version_major = 1;
+    version_minor = 1;
+    framing = Framing::None;
+    content_length = 0;
+    keep_alive = true;
+    expect_continue = false;
+    underscored_fields = 0;
+    headers.clear();
+  }
 
   // The first header with that name (case-insensitive), or nullptr.
   const std::string* find(std::string_view name) const {

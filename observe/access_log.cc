@@ -87,7 +87,9 @@ void formatAccessRecord(const AccessRecord& r, std::string_view time, std::strin
   out.append(r.method);
   out += ' ';
   appendEscaped(r.target, out);
-  out.append(r.version_minor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+  out.append(r.version_major == 2   ? " HTTP/2.0\" "
+             : r.version_minor == 0 ? " HTTP/1.0\" "
+                                    : " HTTP/1.1\" ");
   out.append(std::to_string(r.status));
   out += ' ';
   out.append(std::to_string(r.bytes));

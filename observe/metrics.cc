@@ -278,6 +278,13 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto headers_dropped = family("crest_request_headers_dropped_total",
                                 "Request header fields not forwarded because their names contain _",
                                 MetricType::Counter);
+  auto requests_by_protocol =
+      family("crest_downstream_requests_total", "Client requests by listener and protocol",
+             MetricType::Counter);
+  auto goaways = family("crest_http2_goaway_total",
+                        "GOAWAY frames sent to HTTP/2 clients, by reason", MetricType::Counter);
+  static constexpr const char* kProtocols[kClientProtocols] = {"http/1.0", "http/1.1", "h2"};
+  static constexpr const char* kGoaways[kGoawayReasons] = {"calm", "protocol", "shutdown"};
   for (const auto& [listener, cells] : listeners_) {
     if (!currentListener(listener) &&
         !anyCounted(cells->connections_total, cells->connections_active, cells->tls_ok,
@@ -298,12 +305,37 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                 load(cells->tls_ok.value), MetricType::Counter));
     tls.metric.push_back(sample({{"listener", listener}, {"result", "error"}},
                                 load(cells->tls_error.value), MetricType::Counter));
+    for (size_t p = 0; p < kClientProtocols; ++p) {
+      requests_by_protocol.metric.push_back(
+          sample({{"listener", listener}, {"protocol", kProtocols[p]}},
+                 load(cells->requests[p].value), MetricType::Counter));
+    }
+    for (size_t g = 0; g < kGoawayReasons; ++g) {
+      goaways.metric.push_back(sample({{"listener", listener}, {"reason", kGoaways[g]}},
+                                      load(cells->goaways[g].value), MetricType::Counter));
+    }
   }
 
-  std::vector<MetricFamily> out = {
-      requests,     duration,     upstream,    connect_errors,  active, up,
-      checks,       conns_active, conns_total, rejected,        tls,    fallbacks,
-      rate_limited, shed,         queue_depth, headers_dropped, slots,  reserved_slots};
+  std::vector<MetricFamily> out = {requests,
+                                   duration,
+                                   upstream,
+                                   connect_errors,
+                                   active,
+                                   up,
+                                   checks,
+                                   conns_active,
+                                   conns_total,
+                                   rejected,
+                                   tls,
+                                   fallbacks,
+                                   rate_limited,
+                                   shed,
+                                   queue_depth,
+                                   headers_dropped,
+                                   slots,
+                                   reserved_slots,
+                                   requests_by_protocol,
+                                   goaways};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
   out.push_back(std::move(cache_requests));

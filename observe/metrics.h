@@ -63,6 +63,14 @@ struct RequestCells {
   HistogramCell duration;
 };
 
+// The protocol a request came in (crest_downstream_requests_total's protocol).
+enum class ClientProtocol { Http10, Http11, Http2 };
+constexpr size_t kClientProtocols = 3;
+// Why crest sent an HTTP/2 client a GOAWAY (crest_http2_goaway_total's reason):
+// abuse (ENHANCE_YOUR_CALM), a protocol error, or a graceful stop.
+enum class GoawayReason { Calm, Protocol, Shutdown };
+constexpr size_t kGoawayReasons = 3;
+
 struct ListenerCells {
   // The listener's name: its connections keep no copy (Metrics never drops a cell).
   std::string listener;
@@ -73,6 +81,8 @@ struct ListenerCells {
   CounterCell tls_error;
   CounterCell rate_limited;     // requests answered 429 by a route's rate limit
   CounterCell headers_dropped;  // request fields not forwarded: their names have `_`
+  std::array<CounterCell, kClientProtocols> requests;  // by ClientProtocol
+  std::array<CounterCell, kGoawayReasons> goaways;     // HTTP/2 GOAWAY frames sent, by GoawayReason
 };
 
 // Why a request was shed instead of reaching its pool (crest_shed_requests_total's reason).

@@ -78,6 +78,7 @@ DownstreamConnection::DownstreamConnection(WorkerContext& worker, int fd,
 
 DownstreamConnection::~DownstreamConnection() {
   client_.listener_metrics->connections_active.add(-1);
+  h2_.reset();
   // What the connection held serves the worker's next connections, as it
   // does when a keep-alive connection goes idle.
   if (exchange_) giveBackExchange();
@@ -119,7 +120,10 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
         "the request head did not arrive within " + conf::formatDuration(timeouts.client_header));
   } else if (self->exchange_ && self->exchange_->admission.waiting()) {
     self->exchange_->onWaitTimeout();
-  } else if (self->phase_ == Phase::Proxying) {
+  } else if (self->phase_ == Phase::Http2 && self->h2_->waitingOnServers()) {
+    self->timer_.setIn(timeouts.client_idle);
+    return;
+  } else if (self->phase_ == Phase::Proxying || self->phase_ == Phase::Http2) {
     // Inactivity of the client while it owes us body bytes or reading; I/O
     // only notes the time, the deadline follows it here.
     auto idle_until = self->client_activity_ + timeouts.client_idle;
@@ -136,6 +140,7 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
 
 void DownstreamConnection::drain() {
   close_after_response_ = true;
+  if (h2_) h2_->shutdown();
   if (phase_ == Phase::AwaitingRequest && !requestStarted() && served_one_) closeNow();
   pump();
 }
@@ -154,6 +159,10 @@ void DownstreamConnection::pump() {
     std::string_view unparsed;
     bool progress = readClient(unparsed);
     if (phase_ == Phase::AwaitingRequest) progress |= parseRequestHead(unparsed);
+    if (phase_ == Phase::Http2) {
+      progress |= pumpHttp2();
+      if (phase_ == Phase::Closed) break;
+    }
     // parseRequestHead takes what readClient left in the worker's scratch
     // memory; should it ever return early, the bytes must not stay there.
     if (!unparsed.empty()) evbuffer_add(in_, unparsed.data(), unparsed.size());
@@ -205,10 +214,15 @@ bool DownstreamConnection::clientDone() const {
 
 bool DownstreamConnection::handshake() {
   switch (tlsHandshake(ssl_)) {
-    case IoResult::Progress:
+    case IoResult::Progress: {
       handshake_done_ = true;
       client_.listener_metrics->tls_ok.add();
+      const unsigned char* protocol = nullptr;
+      unsigned int length = 0;
+      SSL_get0_alpn_selected(ssl_, &protocol, &length);
+      if (length == 2 && protocol[0] == 'h' && protocol[1] == '2') startHttp2();
       return true;
+    }
     case IoResult::WouldBlock:
       return false;  // the next edge, or the client_header timer, comes back here
     default:
@@ -266,6 +280,7 @@ bool DownstreamConnection::requestStarted() const {
 bool DownstreamConnection::parseRequestHead(std::string_view& unparsed) {
   // A client that does not read its responses gets no more of its pipelined requests served.
   if (unsentBytes() >= kWindowBytes) return false;
+  if (!served_one_ && !requestStarted() && detectPreface(unparsed)) return true;
   if (!exchange_) {
     if (bufferedBytes(in_) == 0 && unparsed.empty()) {
       // Idle, nothing to parse: a client that hung up now is done.
@@ -304,6 +319,50 @@ bool DownstreamConnection::parseRequestHead(std::string_view& unparsed) {
       }
       return bufferedBytes(in_) != before;
   }
+}
+
+bool DownstreamConnection::detectPreface(std::string_view& unparsed) {
+  if (listener_ == nullptr || !listener_->config->http2.h2c || ssl_ != nullptr) return false;
+  // The first bytes are in `unparsed` or in in_, never in both.
+  char first[Http2Session::kPreface.size()];
+  ev_ssize_t copied = unparsed.empty() && in_ != nullptr
+                          ? evbuffer_copyout(in_, first, sizeof(first))
+                          : static_cast<ev_ssize_t>(unparsed.copy(first, sizeof(first)));
+  size_t have = copied > 0 ? static_cast<size_t>(copied) : 0;
+  if (have == 0 || Http2Session::kPreface.substr(0, have) != std::string_view(first, have))
+    return false;
+  if (!unparsed.empty()) {
+    evbuffer_add(in_, unparsed.data(), unparsed.size());
+    unparsed = {};
+  }
+  if (have == sizeof(first)) startHttp2();
+  return true;
+}
+
+void DownstreamConnection::startHttp2() {
+  phase_ = Phase::Http2;
+  if (in_ == nullptr) in_ = worker_.takeBuffer();
+  if (out_ == nullptr) out_ = worker_.takeBuffer();
+  if (exchange_) giveBackExchange();
+  h2_ = std::make_unique<Http2Session>(worker_, *this,
+                                       listener_ ? listener_->config->http2 : conf::Http2Config{});
+  client_activity_ = worker_.clock().now();
+  timer_.setIn(runtime_->config().timeouts.client_idle);
+}
+
+bool DownstreamConnection::pumpHttp2() {
+  // A reload: the client is told to take new streams to a new connection,
+  // which serves them on the new configuration.
+  if (worker_.runtime() != runtime_ && !close_after_response_) {
+    close_after_response_ = true;
+    h2_->shutdown();
+  }
+  bool progress = h2_->pump(in_, out_, kWindowBytes);
+  if (client_eof_ || (h2_->finished() && unsentBytes() == 0)) {
+    if (ssl_ != nullptr && !client_eof_) SSL_shutdown(ssl_);  // close_notify, best effort
+    closeNow();
+  }
+  return progress;
 }
 
 void DownstreamConnection::startExchange() {
@@ -485,6 +544,7 @@ void DownstreamConnection::closeNow(LocalCause cause) {
     exchange_->release();
   }
   phase_ = Phase::Closed;
+  h2_.reset();
   event_del(event_);
   timer_.clear();
 }

@@ -20,6 +20,7 @@
 #include "http/http_message.h"
 #include "io/deadline_timer.h"
 #include "proxy/exchange_client.h"
+#include "proxy/http2_session.h"
 #include "proxy/local_answer.h"
 #include "proxy/runtime.h"
 
@@ -28,7 +29,7 @@ namespace crest::proxy {
 class WorkerContext;
 class Exchange;
 
-class DownstreamConnection final : public ExchangeClient {
+class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
  public:
   // Takes ownership of `ssl` (null for plain HTTP), already bound to `fd`.
   // `listener_metrics` name the listener it was accepted on.
@@ -64,8 +65,15 @@ class DownstreamConnection final : public ExchangeClient {
   void waitOver() override;
   void wake() override { pump(); }
 
+  // Http2Carrier
+  void wakeConnection() override { pump(); }
+  const ClientInfo& clientInfo() const override { return client_; }
+  const Runtime& runtime() const override { return *runtime_; }
+  const ListenerRuntime* listenerRuntime() const override { return listener_; }
+
  private:
-  enum class Phase { AwaitingRequest, Proxying, Closing, Lingering, Closed };
+  // Http2: the connection speaks HTTP/2 (h2_), from its first byte on.
+  enum class Phase { AwaitingRequest, Proxying, Http2, Closing, Lingering, Closed };
 
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   static void onTimer(evutil_socket_t fd, short what, void* arg);
@@ -83,6 +91,11 @@ class DownstreamConnection final : public ExchangeClient {
   bool readClient(std::string_view& unparsed);
   bool flushClient();
   bool parseRequestHead(std::string_view& unparsed);
+  // A plain connection's first bytes: the HTTP/2 preface (h2c) switches it
+  // to HTTP/2; a part of it waits for the rest. False for anything else.
+  bool detectPreface(std::string_view& unparsed);
+  void startHttp2();
+  bool pumpHttp2();
   // A request head has begun to arrive (and is not yet complete or refused).
   bool requestStarted() const;
   // Feeds the request body to the exchange, up to its window.
@@ -131,6 +144,8 @@ class DownstreamConnection final : public ExchangeClient {
   // The request being served, from its first byte until the connection
   // goes idle again (pump() lets it go).
   std::unique_ptr<Exchange> exchange_;
+  // An HTTP/2 connection's session, which holds the streams' exchanges.
+  std::unique_ptr<Http2Session> h2_;
 };
 
 }  // namespace crest::proxy

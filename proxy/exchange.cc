@@ -199,16 +199,21 @@ void Exchange::record() {
   auto total = now - start;
   cells->responses[statusClass(response_status)].add();
   cells->duration.observe(total);
+  const MessageHead& head = request();
+  ClientProtocol protocol = head.version_major == 2   ? ClientProtocol::Http2
+                            : head.version_minor == 0 ? ClientProtocol::Http10
+                                                      : ClientProtocol::Http11;
+  client_info_->listener_metrics->requests[static_cast<size_t>(protocol)].add();
   if (cache.result()) (*runtime_->cacheResults())[static_cast<size_t>(*cache.result())].add();
   AccessLogWriter* log = context_->accessLog();
   if (log == nullptr) return;
-  const MessageHead& head = request();
   const UpstreamServer* served_by = upstream.servedBy();
   AccessRecord r;
   r.client = client_info_->peer_ip;
   r.listener = client_info_->listener();
   r.method = head.method.empty() ? "-" : std::string_view(head.method);
   r.target = head.target.empty() ? "-" : std::string_view(head.target);
+  r.version_major = head.version_major;
   r.version_minor = head.version_minor;
   r.status = response_status;
   r.bytes = served_by ? response_parser.bodyBytes() : response_bytes;

@@ -49,7 +49,7 @@ void settingsChanged(const conf::Config& old, const conf::Config& next,
 std::string describeChanges(const conf::Config& old, const conf::Config& next,
                             const std::vector<std::string>& added,
                             const std::vector<std::string>& removed) {
-  std::vector<std::string> pools_added, pools_removed, pools_changed, tls_changed;
+  std::vector<std::string> pools_added, pools_removed, pools_changed, tls_changed, http2_changed;
   for (const auto& p : next.pools) {
     const conf::Pool* before = old.findPool(p.name);
     if (!before) {
@@ -67,6 +67,7 @@ std::string describeChanges(const conf::Config& old, const conf::Config& next,
     if (before == nullptr) continue;
     routes_changed = routes_changed || before->routes != l.routes;
     if (before->tls != l.tls) tls_changed.push_back(l.name);
+    if (before->http2 != l.http2) http2_changed.push_back(l.name);
   }
   std::vector<std::string> applied, at_restart;
   settingsChanged(old, next, applied, at_restart);
@@ -74,7 +75,8 @@ std::string describeChanges(const conf::Config& old, const conf::Config& next,
       listNames("listeners added", added) + listNames("listeners removed", removed) +
       listNames("pools added", pools_added) + listNames("pools removed", pools_removed) +
       listNames("pools changed", pools_changed) + (routes_changed ? "routes changed; " : "") +
-      listNames("tls changed", tls_changed) + listNames("settings changed", applied) +
+      listNames("tls changed", tls_changed) + listNames("http2 changed", http2_changed) +
+      listNames("settings changed", applied) +
       listNames("unchanged until the next start", at_restart);
   if (out.empty()) return "no change";
   return out.substr(0, out.size() - 2);

@@ -1,0 +1,214 @@
+#include "proxy/http2_session.h"
+
+#include "proxy/exchange.h"
+#include "proxy/http2_stream.h"
+#include "proxy/worker_context.h"
+
+namespace crest::proxy {
+
+namespace {
+
+// The connection's receive window: what all its streams' request bodies may
+// hold in crest at once, beyond the stream windows' own bound.
+constexpr int32_t kConnectionWindow = 1 << 20;
+
+// Frames that move no request a connection may send before the streams it
+// opened pay for them (four a stream): browsers send a few at the start.
+constexpr uint64_t kIdleFrameAllowance = 1000;
+
+struct Callbacks {
+  Callbacks() { nghttp2_session_callbacks_new(&callbacks); }
+  ~Callbacks() { nghttp2_session_callbacks_del(callbacks); }
+  nghttp2_session_callbacks* callbacks = nullptr;
+};
+
+}  // namespace
+
+Http2Session::Http2Session(WorkerContext& worker, Http2Carrier& carrier,
+                           const conf::Http2Config& config)
+    : worker_(worker), carrier_(carrier) {
+  Callbacks c;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(c.callbacks, &onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(c.callbacks, &onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(c.callbacks, &onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c.callbacks, &onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(c.callbacks, &onStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(c.callbacks, &onFrameSend);
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  // Windows are given back as bodies go on to the servers (Http2Stream::pump).
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_session_server_new2(&session_, c.callbacks, this, option);
+  nghttp2_option_del(option);
+  const auto& limits = carrier.runtime().config().limits;
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, config.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(config.initial_window)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(limits.max_header_bytes)},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3);
+  nghttp2_session_set_local_window_size(
+      session_, NGHTTP2_FLAG_NONE, 0,
+      std::max<int32_t>(kConnectionWindow, static_cast<int32_t>(config.initial_window)));
+}
+
+Http2Session::~Http2Session() {
+  for (auto& [id, stream] : streams_) stream->onClosed();
+  streams_.clear();
+  nghttp2_session_del(session_);
+}
+
+bool Http2Session::pump(evbuffer* in, evbuffer* out, size_t out_room) {
+  bool progress = false;
+  while (!failed_ && evbuffer_get_length(in) > 0) {
+    if (terminated_) {
+      evbuffer_drain(in, evbuffer_get_length(in));
+      break;
+    }
+    evbuffer_iovec chunk;
+    evbuffer_peek(in, -1, nullptr, &chunk, 1);
+    ssize_t used = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(chunk.iov_base),
+                                            chunk.iov_len);
+    if (used < 0) {
+      // Floods nghttp2 counts itself (SETTINGS and PING whose answers the
+      // client does not read, CONTINUATION) or a callback's, else a protocol error.
+      terminate(calm_ || used == NGHTTP2_ERR_FLOODED || used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS);
+      progress = true;
+      continue;
+    }
+    evbuffer_drain(in, static_cast<size_t>(used));
+    progress = true;
+  }
+  for (auto& [id, stream] : streams_) progress |= stream->pump();
+  while (!failed_ && evbuffer_get_length(out) < out_room) {
+    const uint8_t* data = nullptr;
+    ssize_t length = nghttp2_session_mem_send(session_, &data);
+    if (length < 0) {
+      failed_ = true;
+      break;
+    }
+    if (length == 0) break;
+    evbuffer_add(out, data, static_cast<size_t>(length));
+    progress = true;
+  }
+  return progress;
+}
+
+bool Http2Session::finished() const {
+  return failed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_));
+}
+
+void Http2Session::terminate(bool calm) {
+  terminated_ = true;
+  if (nghttp2_session_terminate_session(
+          session_, calm ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR) != 0) {
+    failed_ = true;
+  }
+}
+
+void Http2Session::shutdown() {
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+}
+
+bool Http2Session::waitingOnServers() const {
+  if (streams_.empty()) return false;
+  for (const auto& [id, stream] : streams_) {
+    if (stream->unsentBytes() > 0) return false;
+  }
+  return true;
+}
+
+Http2Stream* Http2Session::stream(int32_t id) {
+  auto found = streams_.find(id);
+  return found == streams_.end() ? nullptr : found->second.get();
+}
+
+int Http2Session::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* arg) {
+  auto* self = static_cast<Http2Session*>(arg);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  const auto& limits = self->carrier_.runtime().config().limits;
+  auto exchange =
+      self->worker_.takeExchange(http::ParserLimits{limits.max_header_bytes, limits.max_headers});
+  int32_t id = frame->hd.stream_id;
+  ++self->streams_opened_;
+  self->streams_[id] = std::make_unique<Http2Stream>(*self, id, std::move(exchange));
+  return 0;
+}
+
+int Http2Session::onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                           size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                           void* arg) {
+  auto* self = static_cast<Http2Session*>(arg);
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  Http2Stream* stream = self->stream(frame->hd.stream_id);
+  // Trailers are read and dropped: HTTP/1 servers get the body chunked without them.
+  if (stream == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  stream->onHeader(std::string_view(reinterpret_cast<const char*>(name), namelen),
+                   std::string_view(reinterpret_cast<const char*>(value), valuelen));
+  return 0;
+}
+
+int Http2Session::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* arg) {
+  auto* self = static_cast<Http2Session*>(arg);
+  bool idle = false;
+  switch (frame->hd.type) {
+    case NGHTTP2_PRIORITY:
+      idle = true;
+      break;
+    case NGHTTP2_DATA:
+      idle = frame->hd.length == 0 && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
+      break;
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PING:
+      idle = (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0;
+      break;
+  }
+  if (idle && ++self->idle_frames_ > kIdleFrameAllowance + 4 * self->streams_opened_) {
+    self->calm_ = true;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  Http2Stream* stream = self->stream(frame->hd.stream_id);
+  if (stream == nullptr) return 0;
+  bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    stream->onHeadersEnd(end_stream);
+  } else if (end_stream && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+    stream->onEndStream();
+  }
+  return 0;
+}
+
+int Http2Session::onDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                              size_t len, void* arg) {
+  auto* self = static_cast<Http2Session*>(arg);
+  if (Http2Stream* stream = self->stream(stream_id)) {
+    stream->onData(data, len);
+  } else {
+    nghttp2_session_consume(self->session_, stream_id, len);
+  }
+  return 0;
+}
+
+int Http2Session::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* arg) {
+  auto* self = static_cast<Http2Session*>(arg);
+  auto found = self->streams_.find(stream_id);
+  if (found == self->streams_.end()) return 0;
+  found->second->onClosed();
+  self->streams_.erase(found);
+  return 0;
+}
+
+int Http2Session::onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* arg) {
+  if (frame->hd.type != NGHTTP2_GOAWAY) return 0;
+  auto* self = static_cast<Http2Session*>(arg);
+  observe::GoawayReason reason =
+      frame->goaway.error_code == NGHTTP2_NO_ERROR            ? observe::GoawayReason::Shutdown
+      : frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? observe::GoawayReason::Calm
+                                                              : observe::GoawayReason::Protocol;
+  self->carrier_.clientInfo().listener_metrics->goaways[static_cast<size_t>(reason)].add();
+  return 0;
+}
+
+}  // namespace crest::proxy
