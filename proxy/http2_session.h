@@ -15,6 +15,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "observe/metrics.h"
 #include "proxy/exchange_client.h"
@@ -80,6 +84,14 @@ class Http2Session {
   WorkerContext& worker_;
   Http2Carrier& carrier_;
   nghttp2_session* session_ = nullptr;
+  // Where a response head is assembled before nghttp2 copies it, for every
+  // stream of the session: once warm, a response head allocates nothing.
+  struct HeadScratch {
+    std::vector<std::pair<std::string_view, std::string_view>> fields;
+    std::vector<std::string> names;  // lower-cased names; the first `used` are in use
+    size_t used = 0;
+    std::vector<nghttp2_nv> nva;
+  } head_;
   bool failed_ = false;      // nothing more can be sent: close now
   bool terminated_ = false;  // a GOAWAY for an error is on its way: read no more
   bool calm_ = false;        // a callback found abuse

@@ -193,21 +193,25 @@ void Http2Stream::onClosed() {
   exchange_->release();
 }
 
-void Http2Stream::submit(int status, const Fields& fields, std::string_view extras,
-                         bool with_body) {
+void Http2Stream::submit(int status, std::string_view extras, bool with_body) {
+  Http2Session::HeadScratch& head = session_.head_;
   char status_text[4];
   std::to_chars(status_text, status_text + 3, status);
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size() + 8);
-  nva.push_back(field(":status", std::string_view(status_text, 3)));
-  lowered_.clear();
-  lowered_.reserve(fields.size() + 8);
+  head.nva.clear();
+  head.nva.push_back(field(":status", std::string_view(status_text, 3)));
+  // Reserved first: the names must not move once a field points into one.
+  size_t names = head.fields.size() + 1;
+  for (size_t at = extras.find('\n'); at != std::string_view::npos; at = extras.find('\n', at + 1))
+    ++names;
+  if (head.names.size() < names) head.names.resize(names);
+  head.used = 0;
   auto add = [&](std::string_view name, std::string_view value) {
-    std::string& lower = lowered_.emplace_back(name);
+    std::string& lower = head.names[head.used++];
+    lower.assign(name);
     for (char& c : lower) c = lowerAscii(c);
-    nva.push_back(field(lower, value));
+    head.nva.push_back(field(lower, value));
   };
-  for (const auto& [name, value] : fields) add(name, value);
+  for (const auto& [name, value] : head.fields) add(name, value);
   while (!extras.empty()) {
     size_t end = extras.find("\r\n");
     std::string_view line = extras.substr(0, end);
@@ -223,20 +227,21 @@ void Http2Stream::submit(int status, const Fields& fields, std::string_view extr
   nghttp2_data_provider body{};
   body.source.ptr = this;
   body.read_callback = &Http2Stream::readBody;
-  nghttp2_submit_response(session_.session_, id_, nva.data(), nva.size(),
+  nghttp2_submit_response(session_.session_, id_, head.nva.data(), head.nva.size(),
                           with_body ? &body : nullptr);
 }
 
 BodyEncoder Http2Stream::sendResponseHead(const MessageHead& response, std::string_view extras) {
-  forwardedResponseFields(response, fields_);
-  std::string length;
+  auto& fields = session_.head_.fields;
+  forwardedResponseFields(response, fields);
+  char length[24];
   if (response.framing == Framing::ContentLength) {
-    length = std::to_string(response.content_length);
-    fields_.emplace_back("content-length", length);
+    auto end = std::to_chars(length, length + sizeof(length), response.content_length).ptr;
+    fields.emplace_back("content-length", std::string_view(length, end - length));
   }
   bool with_body =
       exchange_->request().method != "HEAD" && response.status != 204 && response.status != 304;
-  submit(response.status, fields_, extras, with_body);
+  submit(response.status, extras, with_body);
   return BodyEncoder(out_, false);
 }
 
@@ -246,19 +251,21 @@ void Http2Stream::sendStoredResponse(int status, std::string_view, std::string_v
   std::string all(lines);
   if (status != 304) all += "content-length: " + std::to_string(entry->body.size()) + "\r\n";
   all.append(extras);
-  fields_.clear();
-  submit(status, fields_, all, with_body);
+  session_.head_.fields.clear();
+  submit(status, all, with_body);
   if (with_body) evbuffer_add(out_, entry->body.data(), entry->body.size());
 }
 
 void Http2Stream::sendLocalResponse(LocalCause, int status, std::string_view content_type,
                                     std::string_view body, std::string_view extras) {
   std::string length = std::to_string(body.size());
-  fields_.clear();
-  fields_.emplace_back("content-type", content_type);
-  fields_.emplace_back("content-length", length);
-  submit(status, fields_, extras, exchange_->request().method != "HEAD");
-  if (exchange_->request().method != "HEAD") evbuffer_add(out_, body.data(), body.size());
+  auto& fields = session_.head_.fields;
+  fields.clear();
+  fields.emplace_back("content-type", content_type);
+  fields.emplace_back("content-length", length);
+  bool with_body = exchange_->request().method != "HEAD";
+  submit(status, extras, with_body);
+  if (with_body) evbuffer_add(out_, body.data(), body.size());
 }
 
 void Http2Stream::sendContinue() {

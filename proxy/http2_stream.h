@@ -62,14 +62,13 @@ class Http2Stream final : public ExchangeClient {
   void wake() override;
 
  private:
-  using Fields = std::vector<std::pair<std::string_view, std::string_view>>;
-
   static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                           uint32_t* data_flags, nghttp2_data_source* source, void*);
   static void onWaitTimer(evutil_socket_t, short, void* arg);
-  // Submits a response head of `status` with `fields` plus the lines of
-  // `extras` ("Name: value\r\n"); a body follows from out_ when `with_body`.
-  void submit(int status, const Fields& fields, std::string_view extras, bool with_body);
+  // Submits a response head of `status` with the session's scratch fields
+  // plus the lines of `extras` ("Name: value\r\n"); a body follows from
+  // out_ when `with_body`.
+  void submit(int status, std::string_view extras, bool with_body);
 
   Http2Session& session_;
   const int32_t id_;
@@ -86,8 +85,6 @@ class Http2Stream final : public ExchangeClient {
   bool request_ended_ = false;  // END_STREAM received
   bool done_ = false;           // the response is complete (or the stream was reset)
   bool deferred_ = false;       // nghttp2 waits for body bytes: resume when they come
-  Fields fields_;
-  std::vector<std::string> lowered_;  // field names lowered for HTTP/2
   std::optional<io::DeadlineTimer> wait_timer_;
 };
 
