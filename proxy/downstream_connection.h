@@ -6,7 +6,9 @@
 // their order; the exchange in flight does the rest (routing, the stages,
 // the server) and reaches the connection through ExchangeClient. Every event
 // entry point ends in pump(), which moves bytes until nothing more can move:
-// with edge-triggered events no readiness is ever left unused.
+// with edge-triggered events no readiness is ever left unused. The socket,
+// reading and the session live in downstream_connection.cc; the HTTP/1 side
+// of the exchange (request checks, body, responses) in downstream_exchange.cc.
 // Worker-thread only.
 
 #include <event2/buffer.h>
@@ -75,6 +77,11 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   // Http2: the connection speaks HTTP/2 (h2_), from its first byte on.
   enum class Phase { AwaitingRequest, Proxying, Http2, Closing, Lingering, Closed };
 
+  // The client buffers exist only while they hold bytes or a request is
+  // being served (see pump).
+  static size_t bufferedBytes(const evbuffer* buffer) {
+    return buffer != nullptr ? evbuffer_get_length(buffer) : 0;
+  }
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   static void onTimer(evutil_socket_t fd, short what, void* arg);
 
