@@ -66,6 +66,7 @@ void DownstreamConnection::start() {
 
 void DownstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<DownstreamConnection*>(arg);
+  self->wake_pending_ = false;
   if (what & (EV_READ | EV_CLOSED)) self->client_readable_ = true;
   if (what & EV_CLOSED) self->client_closing_ = true;
   self->pump();
@@ -97,6 +98,12 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
     self->closeNow();
   }
   self->pump();
+}
+
+void DownstreamConnection::wakeConnection() {
+  if (wake_pending_ || phase_ == Phase::Closed) return;
+  wake_pending_ = true;
+  event_active(event_, EV_WRITE, 0);
 }
 
 void DownstreamConnection::drain() {

@@ -68,7 +68,9 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   void wake() override { pump(); }
 
   // Http2Carrier
-  void wakeConnection() override { pump(); }
+  // Deferred to the end of the loop turn: the streams' servers that answer
+  // in one turn are run, and their bytes written, in one pump.
+  void wakeConnection() override;
   const ClientInfo& clientInfo() const override { return client_; }
   const Runtime& runtime() const override { return *runtime_; }
   const ListenerRuntime* listenerRuntime() const override { return listener_; }
@@ -145,7 +147,8 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   bool client_error_ = false;
   bool client_reads_large_ = false;  // readInto's record of the last read
   bool close_after_response_ = false;
-  bool served_one_ = false;  // a response was completed: a client reusing it may see a close
+  bool served_one_ = false;    // a response was completed: a client reusing it may see a close
+  bool wake_pending_ = false;  // wakeConnection() made the event active
   std::chrono::steady_clock::time_point client_activity_;
 
   // The request being served, from its first byte until the connection

@@ -79,7 +79,18 @@ bool Http2Session::pump(evbuffer* in, evbuffer* out, size_t out_room) {
     evbuffer_drain(in, static_cast<size_t>(used));
     progress = true;
   }
-  for (auto& [id, stream] : streams_) progress |= stream->pump();
+  // Until no stream has more to do: running one may schedule it again (its
+  // response ended, its output has room).
+  bool moved = true;
+  while (moved && !ready_.empty()) {
+    moved = false;
+    running_.swap(ready_);
+    for (int32_t id : running_) {
+      if (Http2Stream* s = stream(id)) moved |= s->pump();
+    }
+    running_.clear();
+    progress |= moved;
+  }
   while (!failed_ && evbuffer_get_length(out) < out_room) {
     const uint8_t* data = nullptr;
     ssize_t length = nghttp2_session_mem_send(session_, &data);

@@ -76,6 +76,10 @@ class Http2Session {
   static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* arg);
   static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* arg);
   Http2Stream* stream(int32_t id);
+  // Stream `id` has something to do (body to move, a server's bytes, room in
+  // its output): the next pump() runs it. Only those run: an event on one
+  // stream's server costs nothing for the others.
+  void schedule(int32_t id) { ready_.push_back(id); }
 
   // Ends the session with a GOAWAY: abuse (`calm`) or a protocol error.
   // What the client sends from then on is dropped.
@@ -101,6 +105,8 @@ class Http2Session {
   uint64_t idle_frames_ = 0;
   uint64_t streams_opened_ = 0;
   std::map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  std::vector<int32_t> ready_;    // streams to run (schedule), maybe twice, maybe closed since
+  std::vector<int32_t> running_;  // ready_ as it was when this pump() began
 };
 
 }  // namespace crest::proxy

@@ -130,6 +130,7 @@ void Http2Stream::onHeadersEnd(bool end_stream) {
         "the request body is larger than " + std::to_string(limits.max_request_body) + " bytes");
     return;
   }
+  session_.schedule(id_);
   exchange_->serve(hostWithoutPort(host));
 }
 
@@ -140,10 +141,12 @@ void Http2Stream::onData(const uint8_t* data, size_t length) {
     return;
   }
   evbuffer_add(body_in_, data, length);
+  session_.schedule(id_);
 }
 
 void Http2Stream::onEndStream() {
   request_ended_ = true;
+  session_.schedule(id_);
 }
 
 bool Http2Stream::pump() {
@@ -275,6 +278,7 @@ void Http2Stream::sendContinue() {
 
 void Http2Stream::exchangeDone() {
   done_ = true;
+  session_.schedule(id_);  // the end of the body goes out (resume_data)
   // A body not read to its end is dropped from now on (onData), and its
   // window given back, so that the client can finish sending.
   size_t unread = evbuffer_get_length(body_in_);
@@ -309,6 +313,7 @@ void Http2Stream::onWaitTimer(evutil_socket_t, short, void* arg) {
 }
 
 void Http2Stream::wake() {
+  session_.schedule(id_);
   session_.carrier_.wakeConnection();
 }
 
@@ -317,6 +322,8 @@ ssize_t Http2Stream::readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t le
   auto* self = static_cast<Http2Stream*>(source->ptr);
   int taken = evbuffer_remove(self->out_, buf, length);
   if (taken < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  // Room in the stream's output: its server may be read again.
+  if (taken > 0 && self->exchange_->upstream.active()) self->session_.schedule(self->id_);
   if (evbuffer_get_length(self->out_) == 0 && self->done_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
     return taken;
