@@ -111,9 +111,6 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   bool forwardRequestBody();
   // The request head is parsed: checks what is HTTP/1's to check, then the exchange routes it.
   void startExchange();
-  // The request cannot go on, for a reason of the client's: an answer when
-  // no response has begun, else a close.
-  void refuse(LocalCause cause, std::string_view message);
   // Whether the connection closes after a response the proxy makes itself for `cause`.
   bool closesAfterLocal(LocalCause cause);
   // Releases the exchange and gives it to the worker for a later request.

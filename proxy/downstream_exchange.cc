@@ -60,8 +60,6 @@ void DownstreamConnection::startExchange() {
     }
   }
   const MessageHead& head = exchange_->request();
-  if (head.underscored_fields > 0)
-    client_.listener_metrics->headers_dropped.add(head.underscored_fields);
   phase_ = Phase::Proxying;
   exchange_->begin();
   client_activity_ = worker_.clock().now();
@@ -78,16 +76,6 @@ void DownstreamConnection::startExchange() {
       return;
     }
     host = absolute_host;
-  } else if (exchange_->target.empty() ||
-             (exchange_->target.front() != '/' && exchange_->target != "*")) {
-    exchange_->answer(LocalCause::BadRequest, "invalid request target");
-    return;
-  }
-  const uint64_t max_body = runtime_->config().limits.max_request_body;
-  if (max_body > 0 && head.framing == Framing::ContentLength && head.content_length > max_body) {
-    exchange_->answer(LocalCause::BodyTooLarge,
-                      "the request body is larger than " + std::to_string(max_body) + " bytes");
-    return;
   }
   exchange_->serve(hostWithoutPort(host));
 }
@@ -99,19 +87,14 @@ bool DownstreamConnection::forwardRequestBody() {
   size_t before = bufferedBytes(in_);
   Http1Parser::Event ev =
       exchange_->request_parser.parse(in_, exchange_->request_body, kWindowBytes - buffered);
-  const uint64_t max_body = runtime_->config().limits.max_request_body;
-  if (max_body > 0 && exchange_->request_parser.bodyBytes() > max_body) {
-    refuse(LocalCause::BodyTooLarge,
-           "the request body is larger than " + std::to_string(max_body) + " bytes");
-    return true;
-  }
+  if (!exchange_->bodyWithinLimit(exchange_->request_parser.bodyBytes())) return true;
   switch (ev) {
     case Http1Parser::Event::Complete:
       exchange_->request_complete = true;
       return true;
     case Http1Parser::Event::Error:
-      refuse(requestErrorCause(exchange_->request_parser.errorStatus()),
-             exchange_->request_parser.errorReason());
+      exchange_->refuse(requestErrorCause(exchange_->request_parser.errorStatus()),
+                        exchange_->request_parser.errorReason());
       return true;
     default:
       if (client_eof_ && bufferedBytes(in_) == 0) {
@@ -120,14 +103,6 @@ bool DownstreamConnection::forwardRequestBody() {
         return true;
       }
       return bufferedBytes(in_) != before;
-  }
-}
-
-void DownstreamConnection::refuse(LocalCause cause, std::string_view message) {
-  if (exchange_->response_started) {
-    closeNow(cause);
-  } else {
-    exchange_->answer(cause, message);
   }
 }
 

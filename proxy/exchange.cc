@@ -66,6 +66,8 @@ void Exchange::reset() {
 }
 
 void Exchange::begin() {
+  if (request().underscored_fields > 0)
+    client_info_->listener_metrics->headers_dropped.add(request().underscored_fields);
   open = true;
   start = context_->now();
   if (const std::string* id = request().find(HeaderName::XRequestId))
@@ -73,6 +75,16 @@ void Exchange::begin() {
   else
     context_->newRequestId(request_id);
   response_parser.setNoBody(request().method == "HEAD");
+}
+
+void Exchange::serve(std::string host) {
+  if (target.empty() || (target.front() != '/' && target != "*")) {
+    answer(LocalCause::BadRequest, "invalid request target");
+    return;
+  }
+  if (request().framing == Framing::ContentLength && !bodyWithinLimit(request().content_length))
+    return;
+  if (matchRoute(std::move(host))) runStages(Stage::RateLimit);
 }
 
 bool Exchange::matchRoute(std::string host) {
@@ -150,6 +162,22 @@ void Exchange::answerWith(LocalCause cause_of, int status, std::string_view cont
   if (open) headers += responseExtras();
   client_->sendLocalResponse(cause_of, status, content_type, body, headers);
   answered(status, body.size());
+}
+
+void Exchange::refuse(LocalCause cause_of, std::string_view message) {
+  if (response_started) {
+    client_->reset(cause_of);
+  } else {
+    answer(cause_of, message);
+  }
+}
+
+bool Exchange::bodyWithinLimit(uint64_t body_bytes) {
+  const uint64_t max_body = runtime_->config().limits.max_request_body;
+  if (max_body == 0 || body_bytes <= max_body) return true;
+  refuse(LocalCause::BodyTooLarge,
+         "the request body is larger than " + std::to_string(max_body) + " bytes");
+  return false;
 }
 
 void Exchange::shed(ShedReason reason, std::string_view why) {

@@ -47,10 +47,10 @@ class Exchange final : public UpstreamConnection::Handler {
 
   // The request head has arrived: its id and clocks start.
   void begin();
-  // Finds the route for `host` (lower case, no port) and `target`, then runs the stages.
-  void serve(std::string host) {
-    if (matchRoute(std::move(host))) runStages(Stage::RateLimit);
-  }
+  // Checks what every protocol's request must be (an origin-form target, a
+  // declared body within limits.max_request_body), finds the route for
+  // `host` (lower case, no port) and `target`, then runs the stages.
+  void serve(std::string host);
   // The route part of that: false when none matches (answered 404).
   bool matchRoute(std::string host);
   // The stages, in order, from `from` on: a new stage goes here, in its place.
@@ -70,6 +70,11 @@ class Exchange final : public UpstreamConnection::Handler {
   // The same with the status and body given (a route's fallback, 429).
   void answerWith(LocalCause cause, int status, std::string_view content_type,
                   std::string_view body, std::string_view extra_headers);
+  // The request cannot go on for a reason of its own: an answer while no
+  // response has begun, else the client's side of the exchange ends.
+  void refuse(LocalCause cause, std::string_view message);
+  // False, and refused, when `body_bytes` of request body are over limits.max_request_body.
+  bool bodyWithinLimit(uint64_t body_bytes);
   // The pool cannot take the request: the route's fallback, a stale entry, or 503.
   void shed(observe::ShedReason reason, std::string_view why);
   // A stage wrote a whole response (`body_bytes` of body): the exchange ends.

@@ -92,8 +92,7 @@ class Http2Session {
   // stream of the session: once warm, a response head allocates nothing.
   struct HeadScratch {
     std::vector<std::pair<std::string_view, std::string_view>> fields;
-    std::vector<std::string> names;  // lower-cased names; the first `used` are in use
-    size_t used = 0;
+    std::vector<std::string> names;  // lower-cased names, kept for their buffers
     std::vector<nghttp2_nv> nva;
   } head_;
   bool failed_ = false;      // nothing more can be sent: close now
