@@ -22,11 +22,12 @@ def connections_active(admin_port):
 
 
 def refuses(port):
-    """True when a connection to the port is refused."""
+    """True when a connection to the port is refused, or reset: a listener
+    closed while the probe waited in its queue has gone all the same."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
