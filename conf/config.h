@@ -43,6 +43,7 @@ struct UpstreamTimeouts {
 struct Timeouts {
   Duration client_header = 10s;
   Duration client_idle = 60s;
+  Duration tunnel_idle = 5min;  // a WebSocket tunnel with no bytes either way
   UpstreamTimeouts upstream;
   bool operator==(const Timeouts&) const = default;
 };

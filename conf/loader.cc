@@ -126,11 +126,12 @@ class Loader {
   }
 
   void readGlobalTimeouts(const YAML::Node& node, const std::string& path) {
-    MapReader r(
-        errors_, node, path,
-        {"client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle"});
+    MapReader r(errors_, node, path,
+                {"client_header", "client_idle", "tunnel_idle", "upstream_connect",
+                 "upstream_response", "upstream_idle"});
     readPositiveDuration(r, "client_header", config_.timeouts.client_header);
     readPositiveDuration(r, "client_idle", config_.timeouts.client_idle);
+    readPositiveDuration(r, "tunnel_idle", config_.timeouts.tunnel_idle);
     readUpstreamTimeouts(r, config_.timeouts.upstream);
   }
 

@@ -41,21 +41,6 @@ bool definesBody(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
 }
 
-// Is `name` among the comma-separated tokens of `list`?
-bool listHasToken(std::string_view list, std::string_view name) {
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view token = list.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
-      token.remove_prefix(1);
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-    if (equalsIgnoreCase(token, name)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 // Whether a header is hop-by-hop in one message: the fixed names, and the
 // ones its Connection headers list. The list is read once per message, not
 // once per header.
@@ -138,10 +123,16 @@ class HeadBuffer {
   size_t length_ = 0;
 };
 
+// What a WebSocket handshake says of its connection, both ways: the only
+// upgrade crest carries, so the only one it restates.
+constexpr std::string_view kUpgradeLines = "Connection: upgrade\r\nUpgrade: websocket\r\n";
+
 // Connection header for the client, the proxy's own lines, the blank line.
-void endResponseHead(HeadBuffer& head, int client_minor, bool close,
+void endResponseHead(HeadBuffer& head, int status, int client_minor, bool close,
                      std::string_view extra_headers) {
-  if (close) {
+  if (status == 101) {
+    head.put(kUpgradeLines);
+  } else if (close) {
     head.header("Connection", "close");
   } else if (client_minor == 0) {
     head.header("Connection", "keep-alive");
@@ -174,6 +165,7 @@ std::string_view writeUpstreamRequestHead(const MessageHead& request, std::strin
   head.header("X-Forwarded-Proto", info.proto);
   head.header("X-Forwarded-Host", host != nullptr ? std::string_view(*host) : info.default_host);
   if (!has_request_id) head.header("X-Request-Id", info.request_id);
+  if (request.upgrade_websocket) head.put(kUpgradeLines);
   if (request.framing == Framing::Chunked) {
     head.header("Transfer-Encoding", "chunked");
   } else if (request.framing == Framing::ContentLength || definesBody(request.method)) {
@@ -203,7 +195,7 @@ std::string_view writeDownstreamResponseHead(const MessageHead& response, int cl
   } else if (chunked) {
     head.header("Transfer-Encoding", "chunked");
   }
-  endResponseHead(head, client_minor, close, extra_headers);
+  endResponseHead(head, response.status, client_minor, close, extra_headers);
   return head.view();
 }
 
@@ -225,7 +217,7 @@ void writeStoredResponseHead(int status, std::string_view reason, std::string_vi
   head.statusLine(status, reason);
   head.put(lines);
   if (status != 204 && status != 304) head.contentLength(content_length);
-  endResponseHead(head, client_minor, close, extra_headers);
+  endResponseHead(head, status, client_minor, close, extra_headers);
   head.addTo(out);
 }
 

@@ -216,6 +216,11 @@ int Http1Parser::headersComplete() {
     head_.framing = kind_ == Kind::Response ? Framing::UntilClose : Framing::None;
   }
   if (head_.framing == Framing::UntilClose) head_.keep_alive = false;
+  // llhttp's upgrade flag: Upgrade and a Connection listing it, the cheap test first.
+  if (kind_ == Kind::Request && parser_.upgrade && head_.framing == Framing::None &&
+      parser_.http_minor == 1 && parser_.method == HTTP_GET) {
+    head_.upgrade_websocket = head_.hasToken(HeaderName::Upgrade, "websocket");
+  }
   pause_ = Pause::HeadComplete;
   if (head_.framing == Framing::Chunked || head_.framing == Framing::UntilClose) return HPE_PAUSED;
   // No body, or one we move ourselves: llhttp skips straight to message complete,

@@ -38,4 +38,24 @@ HeaderName classifyHeaderName(std::string_view name) {
   }
 }
 
+bool listHasToken(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (equalsIgnoreCase(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+bool MessageHead::hasToken(HeaderName id, std::string_view token) const {
+  for (const auto& h : headers) {
+    if (h.id == id && listHasToken(h.value, token)) return true;
+  }
+  return false;
+}
+
 }  // namespace crest::http

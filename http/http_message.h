@@ -102,6 +102,9 @@ struct MessageHead {
   uint64_t content_length = 0;
   bool keep_alive = true;  // what the peer asked for, per its version and Connection
   bool expect_continue = false;
+  // Requests: a bodiless GET asking to become a WebSocket (Connection:
+  // upgrade and Upgrade: websocket, or HTTP/2's extended CONNECT).
+  bool upgrade_websocket = false;
   uint32_t underscored_fields = 0;  // fields named with `_` (HeaderName::Underscored)
 
   // As a new message's, keeping the header fields' buffers.
@@ -116,6 +119,7 @@ struct MessageHead {
     content_length = 0;
     keep_alive = true;
     expect_continue = false;
+    upgrade_websocket = false;
     underscored_fields = 0;
     headers.clear();
   }
@@ -133,7 +137,12 @@ struct MessageHead {
     }
     return nullptr;
   }
+  // Whether a field `id` lists `token` (comma-separated, case-insensitive).
+  bool hasToken(HeaderName id, std::string_view token) const;
 };
+
+// Is `token` among the comma-separated tokens of `list` (case-insensitive)?
+bool listHasToken(std::string_view list, std::string_view token);
 
 namespace detail {
 // Eight bytes with 'A'..'Z' lowered: per byte, the high bit of (b + 0x3f) says

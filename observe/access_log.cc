@@ -109,6 +109,10 @@ void formatAccessRecord(const AccessRecord& r, std::string_view time, std::strin
   out.append(r.request_id.empty() ? "-" : r.request_id);
   out.append(" cause=");
   out.append(r.cause.empty() ? "-" : r.cause);
+  if (r.tunnel) {
+    out.append(" from_client=");
+    out.append(std::to_string(r.from_client));
+  }
   out += '\n';
 }
 

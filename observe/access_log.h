@@ -8,6 +8,8 @@
 // response body bytes, total seconds, then pool, server and server seconds
 // ("-" when the request reached none), the request id, and the cause when the
 // proxy answered itself or cut the response short (proxy/local_answer.h).
+// A WebSocket tunnel's line is written when it ends: status 101, the bytes
+// sent to the client, its whole duration, and `from_client=N` at the end.
 //
 // AccessLogFile owns the descriptor (main thread). Each worker has an
 // AccessLogWriter that buffers lines and writes them whole with one write(2)
@@ -58,6 +60,9 @@ struct AccessRecord {
   std::chrono::steady_clock::duration upstream_time{};
   std::string_view request_id;
   std::string_view cause;  // why the proxy answered itself or cut it short; "" = a server answered
+  // A WebSocket tunnel: `bytes` went to the client, `from_client` came from it.
+  bool tunnel = false;
+  uint64_t from_client = 0;
 };
 
 // Appends `r` as one line to `out` ("time" given, so tests can pin it).

@@ -283,6 +283,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
              MetricType::Counter);
   auto goaways = family("crest_http2_goaway_total",
                         "GOAWAY frames sent to HTTP/2 clients, by reason", MetricType::Counter);
+  auto tunnels_active = family("crest_tunnels_active", "WebSocket tunnels open", MetricType::Gauge);
+  auto tunnels_total =
+      family("crest_tunnels_total", "WebSocket tunnels opened", MetricType::Counter);
   static constexpr const char* kProtocols[kClientProtocols] = {"http/1.0", "http/1.1", "h2"};
   static constexpr const char* kGoaways[kGoawayReasons] = {"calm", "protocol", "shutdown"};
   for (const auto& [listener, cells] : listeners_) {
@@ -314,6 +317,11 @@ std::vector<MetricFamily> Metrics::Collect() const {
       goaways.metric.push_back(sample({{"listener", listener}, {"reason", kGoaways[g]}},
                                       load(cells->goaways[g].value), MetricType::Counter));
     }
+    tunnels_active.metric.push_back(sample({{"listener", listener}},
+                                           static_cast<double>(cells->tunnels_active.value.load()),
+                                           MetricType::Gauge));
+    tunnels_total.metric.push_back(
+        sample({{"listener", listener}}, load(cells->tunnels_total.value), MetricType::Counter));
   }
 
   std::vector<MetricFamily> out = {requests,
@@ -335,7 +343,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    slots,
                                    reserved_slots,
                                    requests_by_protocol,
-                                   goaways};
+                                   goaways,
+                                   tunnels_active,
+                                   tunnels_total};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
   out.push_back(std::move(cache_requests));

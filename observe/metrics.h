@@ -83,6 +83,8 @@ struct ListenerCells {
   CounterCell headers_dropped;  // request fields not forwarded: their names have `_`
   std::array<CounterCell, kClientProtocols> requests;  // by ClientProtocol
   std::array<CounterCell, kGoawayReasons> goaways;     // HTTP/2 GOAWAY frames sent, by GoawayReason
+  GaugeCell tunnels_active;                            // WebSocket tunnels open
+  CounterCell tunnels_total;
 };
 
 // Why a request was shed instead of reaching its pool (crest_shed_requests_total's reason).

@@ -54,7 +54,7 @@ StageResult CacheStage::onRequest(Exchange& exchange) {
   if (!exchange.route->cache) return StageResult::Continue;
   const MessageHead& head = exchange.request();
   bool get = head.method == "GET";
-  if ((!get && head.method != "HEAD") || head.framing != Framing::None) {
+  if ((!get && head.method != "HEAD") || head.framing != Framing::None || head.upgrade_websocket) {
     result_ = CacheResult::Bypass;
     return StageResult::Continue;
   }

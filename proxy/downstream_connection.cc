@@ -85,6 +85,10 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   } else if (self->phase_ == Phase::Http2 && self->h2_->waitingOnServers()) {
     self->timer_.setIn(timeouts.client_idle);
     return;
+  } else if (self->phase_ == Phase::Proxying && self->exchange_->upstream.tunneling()) {
+    // The tunnel's own clock (tunnel_idle, bytes either way) governs.
+    self->timer_.setIn(timeouts.tunnel_idle);
+    return;
   } else if (self->phase_ == Phase::Proxying || self->phase_ == Phase::Http2) {
     // Inactivity of the client while it owes us body bytes or reading; I/O
     // only notes the time, the deadline follows it here.

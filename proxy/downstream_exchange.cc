@@ -2,6 +2,7 @@
 // request checked for what HTTP/1 defines and handed to the exchange, its
 // body fed in, its responses written, and what follows a response.
 
+#include <algorithm>
 #include <utility>
 
 #include "http/header_rewrite.h"
@@ -84,6 +85,16 @@ bool DownstreamConnection::forwardRequestBody() {
   if (exchange_->request_complete) return false;
   size_t buffered = evbuffer_get_length(exchange_->request_out);
   if (buffered >= kWindowBytes) return false;
+  if (exchange_->upstream.tunneling()) {
+    // The client's bytes go as they are; its FIN ends its side of the tunnel.
+    size_t n = std::min(bufferedBytes(in_), kWindowBytes - buffered);
+    if (n > 0) exchange_->request_body.move(in_, n);
+    if (client_eof_ && bufferedBytes(in_) == 0) {
+      exchange_->request_complete = true;
+      return true;
+    }
+    return n > 0;
+  }
   size_t before = bufferedBytes(in_);
   Http1Parser::Event ev =
       exchange_->request_parser.parse(in_, exchange_->request_body, kWindowBytes - buffered);
@@ -111,7 +122,8 @@ BodyEncoder DownstreamConnection::sendResponseHead(const MessageHead& response,
   const MessageHead& request = exchange_->request();
   bool unframed = response.framing == Framing::Chunked || response.framing == Framing::UntilClose;
   bool chunked = unframed && request.version_minor >= 1;
-  if (!request.keep_alive || worker_.draining() || (unframed && !chunked))
+  // A 101 opens a tunnel, whose end is the connection's.
+  if (!request.keep_alive || worker_.draining() || (unframed && !chunked) || response.status == 101)
     close_after_response_ = true;
   std::string_view head = writeDownstreamResponseHead(response, request.version_minor, chunked,
                                                       close_after_response_, extras);

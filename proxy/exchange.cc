@@ -226,7 +226,8 @@ void Exchange::record() {
   auto now = context_->now();
   auto total = now - start;
   cells->responses[statusClass(response_status)].add();
-  cells->duration.observe(total);
+  // A tunnel's life is not a response time: the histogram gets its handshake.
+  cells->duration.observe(upstream.tunneling() ? upstream.tunnelOpenedAt() - start : total);
   const MessageHead& head = request();
   ClientProtocol protocol = head.version_major == 2   ? ClientProtocol::Http2
                             : head.version_minor == 0 ? ClientProtocol::Http10
@@ -245,6 +246,11 @@ void Exchange::record() {
   r.version_minor = head.version_minor;
   r.status = response_status;
   r.bytes = served_by ? response_parser.bodyBytes() : response_bytes;
+  if (upstream.tunneling()) {
+    r.tunnel = true;
+    r.bytes = upstream.tunnelBytesToClient();
+    r.from_client = upstream.tunnelBytesFromClient();
+  }
   r.total = total;
   if (pool) r.pool = pool->config->name;
   if (served_by) {

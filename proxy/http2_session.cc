@@ -45,8 +45,10 @@ Http2Session::Http2Session(WorkerContext& worker, Http2Carrier& carrier,
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, config.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(config.initial_window)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(limits.max_header_bytes)},
+      // Extended CONNECT (RFC 8441): WebSocket over a stream.
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3);
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(
       session_, NGHTTP2_FLAG_NONE, 0,
       std::max<int32_t>(kConnectionWindow, static_cast<int32_t>(config.initial_window)));

@@ -1,6 +1,9 @@
 #include "proxy/http2_stream.h"
 
+#include <openssl/evp.h>
+
 #include <charconv>
+#include <cstring>
 
 #include "http/header_rewrite.h"
 #include "proxy/exchange.h"
@@ -21,6 +24,18 @@ nghttp2_nv field(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
           NGHTTP2_NV_FLAG_NONE};
+}
+
+// A Sec-WebSocket-Key: 16 random bytes in base64 (RFC 6455 4.1).
+std::string webSocketKey(WorkerContext& worker) {
+  unsigned char nonce[16];
+  for (size_t i = 0; i < sizeof nonce; i += 8) {
+    uint64_t r = worker.random();
+    std::memcpy(nonce + i, &r, 8);
+  }
+  unsigned char key[25];
+  EVP_EncodeBlock(key, nonce, sizeof nonce);
+  return std::string(reinterpret_cast<char*>(key), 24);
 }
 
 }  // namespace
@@ -59,6 +74,7 @@ void Http2Stream::onHeader(std::string_view name, std::string_view value) {
     if (name == ":method") head.method.assign(value);
     if (name == ":path") head.target.assign(value);
     if (name == ":authority") authority_.assign(value);
+    if (name == ":protocol") websocket_ = value == "websocket";
     return;  // :scheme says how the client reached crest, not the server
   }
   if (name == "host") {
@@ -100,7 +116,18 @@ void Http2Stream::onHeadersEnd(bool end_stream) {
     f.value = host;
     f.id = HeaderName::Host;
   }
-  head.framing = end_stream            ? Framing::None
+  bool connect = head.method == "CONNECT";
+  if (connect && websocket_) {
+    // RFC 8441's WebSocket becomes HTTP/1.1's handshake towards the server,
+    // which needs a key; its Sec-WebSocket-Accept proves only that it read it.
+    head.method = "GET";
+    head.upgrade_websocket = true;
+    HeaderField& f = head.headers.add();
+    f.name = "sec-websocket-key";
+    f.value = webSocketKey(session_.worker_);
+  }
+  // A tunnel's DATA is not a body: it goes on only once the server switched.
+  head.framing = end_stream || connect ? Framing::None
                  : saw_content_length_ ? Framing::ContentLength
                                        : Framing::Chunked;
   request_ended_ = end_stream;
@@ -115,8 +142,8 @@ void Http2Stream::onHeadersEnd(bool end_stream) {
                                                     std::to_string(limits.max_headers));
     return;
   }
-  if (head.method == "CONNECT") {  // extended CONNECT (WebSocket) is not offered yet
-    exchange_->answer(LocalCause::BadRequest, "CONNECT is not supported");
+  if (connect && !websocket_) {
+    exchange_->answer(LocalCause::BadRequest, "CONNECT is supported only for WebSocket");
     return;
   }
   session_.schedule(id_);
@@ -140,7 +167,9 @@ void Http2Stream::onEndStream() {
 
 bool Http2Stream::pump() {
   bool progress = false;
-  if (!done_ && exchange_->request_body.ready() && !exchange_->request_complete) {
+  bool tunnel = exchange_->upstream.tunneling();
+  bool body_moves = !exchange_->request().upgrade_websocket || tunnel;
+  if (!done_ && body_moves && exchange_->request_body.ready() && !exchange_->request_complete) {
     size_t waiting = evbuffer_get_length(exchange_->request_out);
     size_t take = std::min(evbuffer_get_length(body_in_),
                            waiting < kWindowBytes ? kWindowBytes - waiting : 0);
@@ -150,7 +179,7 @@ bool Http2Stream::pump() {
       progress = true;
     }
     received_ += take;
-    if (!exchange_->bodyWithinLimit(received_)) return true;
+    if (!tunnel && !exchange_->bodyWithinLimit(received_)) return true;
     if (request_ended_ && evbuffer_get_length(body_in_) == 0) {
       exchange_->request_body.finish();
       exchange_->request_complete = true;
@@ -217,6 +246,14 @@ void Http2Stream::submit(int status, std::string_view extras, bool with_body) {
 BodyEncoder Http2Stream::sendResponseHead(const MessageHead& response, std::string_view extras) {
   auto& fields = session_.head_.fields;
   forwardedResponseFields(response, fields);
+  if (response.status == 101) {
+    // The tunnel is open: HTTP/2 says so with a 200 (RFC 8441 5), and the
+    // stream's DATA carries it.
+    std::erase_if(fields,
+                  [](const auto& f) { return equalsIgnoreCase(f.first, "sec-websocket-accept"); });
+    submit(200, extras, true);
+    return BodyEncoder(out_, false);
+  }
   char length[24];
   if (response.framing == Framing::ContentLength) {
     auto end = std::to_chars(length, length + sizeof(length), response.content_length).ptr;

@@ -82,6 +82,7 @@ class Http2Stream final : public ExchangeClient {
   uint64_t received_ = 0;  // body bytes given to the exchange
   bool head_too_large_ = false;
   bool saw_content_length_ = false;
+  bool websocket_ = false;      // :protocol is websocket (extended CONNECT)
   bool request_ended_ = false;  // END_STREAM received
   bool done_ = false;           // the response is complete (or the stream was reset)
   bool deferred_ = false;       // nghttp2 waits for body bytes: resume when they come

@@ -7,7 +7,7 @@ namespace crest::proxy {
 
 namespace {
 
-constexpr std::array<LocalCauseInfo, 17> kCauses = {{
+constexpr std::array<LocalCauseInfo, 18> kCauses = {{
     {0, false, false, "-"},
     {400, true, false, "bad_request"},
     {414, true, false, "uri_too_long"},
@@ -25,8 +25,9 @@ constexpr std::array<LocalCauseInfo, 17> kCauses = {{
     {502, false, true, "invalid_response"},
     {0, false, false, "upstream_reset"},
     {0, false, false, "client_closed"},
+    {0, false, false, "tunnel_idle"},
 }};
-static_assert(kCauses.size() == static_cast<size_t>(LocalCause::ClientClosed) + 1);
+static_assert(kCauses.size() == static_cast<size_t>(LocalCause::TunnelIdle) + 1);
 
 }  // namespace
 

@@ -28,6 +28,7 @@ enum class LocalCause : uint8_t {
   InvalidResponse,  // the server's response broke HTTP
   UpstreamReset,    // the server's response was cut short: the client connection closed early
   ClientClosed,     // the client went away before its response was sent
+  TunnelIdle,       // a WebSocket tunnel moved no byte within timeouts.tunnel_idle
 };
 
 struct LocalCauseInfo {

@@ -42,11 +42,12 @@ class ExchangeContext {
   virtual void newRequestId(std::string& id) = 0;
   // Null when access logging is off.
   virtual observe::AccessLogWriter* accessLog() = 0;
-  // A connection to `server`: a kept-alive idle one, or a new one being
-  // connected; null when the connect failed at once (why in `connect_errno`).
+  // A connection to `server`: a kept-alive idle one (unless `fresh`), or a
+  // new one being connected; null when the connect failed at once (why in
+  // `connect_errno`).
   virtual std::unique_ptr<UpstreamConnection> connectTo(
       const std::shared_ptr<UpstreamServer>& server, const conf::UpstreamTimeouts& timeouts,
-      int& connect_errno) = 0;
+      bool fresh, int& connect_errno) = 0;
   // Keeps a connection whose exchange ended cleanly, for the next request to the server.
   virtual void keepIdle(std::unique_ptr<UpstreamConnection> connection,
                         std::chrono::milliseconds idle_timeout) = 0;

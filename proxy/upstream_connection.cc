@@ -133,6 +133,10 @@ void UpstreamConnection::expectResponseWithin(std::chrono::milliseconds timeout)
   timer_.set(last_activity_ + timeout);
 }
 
+void UpstreamConnection::noteActivity() {
+  last_activity_ = pool_.loop().clock().now();
+}
+
 void UpstreamConnection::stopTimer() {
   response_timeout_ = std::chrono::milliseconds(0);
   timer_.clear();

@@ -50,6 +50,9 @@ class UpstreamConnection {
 
   // Restarts the response clock: time to the next byte from the server.
   void expectResponseWithin(std::chrono::milliseconds timeout);
+  // Bytes went to the server: for a tunnel, whose clock runs while no byte
+  // moves either way, that restarts it too.
+  void noteActivity();
   void stopTimer();
 
   // Called by the pool: rests idle, closed by the server or after `idle_timeout`.

@@ -12,8 +12,8 @@ UpstreamPool::~UpstreamPool() {
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::acquire(
     const std::shared_ptr<UpstreamServer>& server, const conf::UpstreamTimeouts& timeouts,
-    int& connect_errno) {
-  auto it = idle_.find(server.get());
+    bool fresh, int& connect_errno) {
+  auto it = fresh ? idle_.end() : idle_.find(server.get());
   if (it != idle_.end() && !it->second.empty()) {
     auto conn = std::move(it->second.back());
     it->second.pop_back();

@@ -19,10 +19,11 @@ class UpstreamPool {
   explicit UpstreamPool(io::EventLoop& loop) : loop_(loop) {}
   ~UpstreamPool();
 
-  // An idle connection to `server`, or a new one being connected (null when
-  // the connect failed at once; the error is then in `connect_errno`).
+  // An idle connection to `server` (unless `fresh`), or a new one being
+  // connected (null when the connect failed at once; the error is then in
+  // `connect_errno`).
   std::unique_ptr<UpstreamConnection> acquire(const std::shared_ptr<UpstreamServer>& server,
-                                              const conf::UpstreamTimeouts& timeouts,
+                                              const conf::UpstreamTimeouts& timeouts, bool fresh,
                                               int& connect_errno);
   // Keeps a connection whose last exchange ended cleanly, for reuse.
   void release(std::unique_ptr<UpstreamConnection> conn, std::chrono::milliseconds idle_timeout);

@@ -1,7 +1,9 @@
 #include "proxy/upstream_stage.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "http/header_rewrite.h"
 #include "observe/log.h"
@@ -105,8 +107,10 @@ void UpstreamStage::dispatch(Exchange& exchange) {
     tried_.add(picked);
     auto* server = static_cast<UpstreamServer*>(picked);
     int connect_errno = 0;
+    // A WebSocket handshake takes a connection of its own: if it succeeds,
+    // the connection is the tunnel's and never returns to the pool.
     connection_ = exchange.context().connectTo(server->shared_from_this(), pool_->config->timeouts,
-                                               connect_errno);
+                                               exchange.request().upgrade_websocket, connect_errno);
     if (connection_) {
       server_ = server;
       server_->active_requests.fetch_add(1, std::memory_order_relaxed);
@@ -139,14 +143,20 @@ bool UpstreamStage::drive(Exchange& exchange) {
   size_t pending = exchange.request_head.size() + evbuffer_get_length(exchange.request_out);
   if (pending > 0) {
     if (!connection_->flush(exchange.request_head, exchange.request_out)) {
-      onFailure(exchange, Failure::Broken);
+      if (tunnel_) {
+        endTunnel(exchange, LocalCause::None);
+      } else {
+        onFailure(exchange, Failure::Broken);
+      }
       return true;
     }
     size_t sent =
         pending - exchange.request_head.size() - evbuffer_get_length(exchange.request_out);
     request_bytes_sent_ += sent;
     progress = sent > 0;
+    if (tunnel_ && progress) connection_->noteActivity();
   }
+  if (tunnel_) return relayTunnel(exchange) || progress;
   Http1Parser& parser = exchange.response_parser;
   while (connection_) {
     size_t out_bytes = exchange.client().unsentBytes();
@@ -178,10 +188,16 @@ bool UpstreamStage::drive(Exchange& exchange) {
     if (ev == Http1Parser::Event::Head) {
       int status = parser.head().status;
       if (status == 101) {
-        // crest forwards no Upgrade, so a switch of protocols answers nothing
-        // it asked: what follows would be another protocol's bytes.
-        invalidResponse(exchange,
-                        "101 Switching Protocols to a request that did not ask to upgrade");
+        // crest forwards only WebSocket's Upgrade, so any other switch of
+        // protocols answers nothing it asked: what follows would be another
+        // protocol's bytes.
+        if (!exchange.request().upgrade_websocket ||
+            !parser.head().hasToken(HeaderName::Upgrade, "websocket")) {
+          invalidResponse(exchange,
+                          "101 Switching Protocols to a request that did not ask to upgrade");
+          return true;
+        }
+        startTunnel(exchange);
         return true;
       }
       if (status < 200) {
@@ -206,6 +222,10 @@ bool UpstreamStage::drive(Exchange& exchange) {
 }
 
 bool UpstreamStage::onTimeout(Exchange& exchange) {
+  if (tunnel_) {
+    endTunnel(exchange, LocalCause::TunnelIdle);
+    return true;
+  }
   if (exchange.client().unsentBytes() >= kWindowBytes) {
     // The client, not the server, is slow: the client's own timer governs.
     connection_->expectResponseWithin(pool_->config->timeouts.response);
@@ -235,6 +255,55 @@ void UpstreamStage::onResponseHead(Exchange& exchange) {
   server_->metrics->responses[observe::statusClass(response.status)].add();
   exchange.response_started = true;
   exchange.cache.onResponseHead(exchange, response);
+}
+
+void UpstreamStage::startTunnel(Exchange& exchange) {
+  tunnel_ = true;
+  tunnel_sent_base_ = request_bytes_sent_;
+  tunnel_opened_ = exchange.context().now();
+  // An open tunnel holds no slot of max_active_requests: the slots measure
+  // requests a server works on, and a tunnel of hours would starve them
+  // (docs/websocket.md). It stays in the server's active count, which
+  // least_conn balances.
+  exchange.admission.release();
+  tunnel_cells_ = exchange.clientInfo().listener_metrics;
+  tunnel_cells_->tunnels_active.add(1);
+  tunnel_cells_->tunnels_total.add();
+  onResponseHead(exchange);
+  // The client's bytes are the tunnel's from now on, until it closes its side.
+  exchange.request_complete = false;
+  connection_->expectResponseWithin(exchange.runtime().config().timeouts.tunnel_idle);
+}
+
+bool UpstreamStage::relayTunnel(Exchange& exchange) {
+  bool progress = false;
+  evbuffer* input = connection_->input();
+  while (true) {
+    size_t out_bytes = exchange.client().unsentBytes();
+    if (out_bytes >= kWindowBytes) break;
+    connection_->pullInput(kWindowBytes, exchange.context().readScratch());
+    size_t n = std::min(evbuffer_get_length(input), kWindowBytes - out_bytes);
+    if (n == 0) break;
+    exchange.response_body.move(input, n);
+    tunnel_to_client_ += n;
+    progress = true;
+  }
+  bool server_done =
+      (connection_->peerClosed() || connection_->broken()) && evbuffer_get_length(input) == 0;
+  bool client_done = exchange.request_complete && exchange.request_head.empty() &&
+                     evbuffer_get_length(exchange.request_out) == 0;
+  if (server_done || client_done) {
+    endTunnel(exchange, LocalCause::None);
+    return true;
+  }
+  return progress;
+}
+
+void UpstreamStage::endTunnel(Exchange& exchange, LocalCause cause) {
+  time_ = exchange.context().now() - start_;
+  if (cause != LocalCause::None) exchange.cause = cause;
+  release();
+  exchange.complete();
 }
 
 void UpstreamStage::onResponseComplete(Exchange& exchange) {
@@ -320,6 +389,7 @@ void UpstreamStage::releaseServer() {
 void UpstreamStage::release() {
   releaseServer();
   connection_.reset();
+  if (tunnel_cells_ != nullptr) std::exchange(tunnel_cells_, nullptr)->tunnels_active.add(-1);
 }
 
 void UpstreamStage::reset() {
@@ -330,6 +400,9 @@ void UpstreamStage::reset() {
   request_bytes_sent_ = 0;
   tried_ = balancer::TriedSet();
   time_ = {};
+  tunnel_ = false;
+  tunnel_sent_base_ = 0;
+  tunnel_to_client_ = 0;
 }
 
 }  // namespace crest::proxy

@@ -11,6 +11,8 @@
 
 #include "balancer/balancer.h"
 #include "http/http_message.h"
+#include "observe/metrics.h"
+#include "proxy/local_answer.h"
 #include "proxy/runtime.h"
 #include "proxy/stage.h"
 #include "proxy/upstream_connection.h"
@@ -32,6 +34,13 @@ class UpstreamStage {
   // The connect or response timeout passed: false when the client is the slow one.
   bool onTimeout(Exchange& exchange);
   bool active() const { return connection_ != nullptr; }
+  // The server switched to WebSocket: the exchange relays bytes both ways
+  // until either side closes (then the other is closed once its bytes are
+  // through) or none moves within timeouts.tunnel_idle.
+  bool tunneling() const { return tunnel_; }
+  uint64_t tunnelBytesFromClient() const { return request_bytes_sent_ - tunnel_sent_base_; }
+  uint64_t tunnelBytesToClient() const { return tunnel_to_client_; }
+  std::chrono::steady_clock::time_point tunnelOpenedAt() const { return tunnel_opened_; }
   // Lets go of the server's active count and the connection.
   void release();
   void reset();
@@ -56,6 +65,12 @@ class UpstreamStage {
   // The server's answer breaks HTTP: 502 when nothing was sent yet, else a close.
   void invalidResponse(Exchange& exchange, std::string_view why);
   void onResponseHead(Exchange& exchange);
+  // A 101 to a WebSocket request: the head goes on and the tunnel opens.
+  void startTunnel(Exchange& exchange);
+  // Moves the server's bytes to the client while it has room; ends the
+  // tunnel when a side is done.
+  bool relayTunnel(Exchange& exchange);
+  void endTunnel(Exchange& exchange, LocalCause cause);
   void onResponseComplete(Exchange& exchange);
   void onFailure(Exchange& exchange, Failure failure);
   void releaseServer();
@@ -72,6 +87,11 @@ class UpstreamStage {
   uint32_t retries_left_ = 0;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::duration time_{};
+  bool tunnel_ = false;
+  uint64_t tunnel_sent_base_ = 0;  // request_bytes_sent_ when the tunnel opened
+  uint64_t tunnel_to_client_ = 0;
+  std::chrono::steady_clock::time_point tunnel_opened_;
+  observe::ListenerCells* tunnel_cells_ = nullptr;  // counted in its tunnels_active while set
 };
 
 }  // namespace crest::proxy

@@ -69,9 +69,9 @@ class WorkerContext final : public ExchangeContext {
   }
   UpstreamPool& upstreamPool() { return upstream_pool_; }
   std::unique_ptr<UpstreamConnection> connectTo(const std::shared_ptr<UpstreamServer>& server,
-                                                const conf::UpstreamTimeouts& timeouts,
+                                                const conf::UpstreamTimeouts& timeouts, bool fresh,
                                                 int& connect_errno) override {
-    return upstream_pool_.acquire(server, timeouts, connect_errno);
+    return upstream_pool_.acquire(server, timeouts, fresh, connect_errno);
   }
   void keepIdle(std::unique_ptr<UpstreamConnection> connection,
                 std::chrono::milliseconds idle_timeout) override {

@@ -160,3 +160,27 @@ TEST_CASE("rewrite: an empty POST, PUT or PATCH states Content-Length: 0, a GET 
   std::string get(writeUpstreamRequestHead(requestHead({{"Host", "a"}}), "/path", kInfo));
   CHECK(get.find("Content-Length") == std::string::npos);
 }
+
+TEST_CASE("rewrite: a WebSocket handshake keeps its upgrade both ways, and only that one") {
+  auto head = requestHead({{"Host", "h"},
+                           {"Connection", "Upgrade, X-Secret"},
+                           {"Upgrade", "websocket, foo"},
+                           {"X-Secret", "s"},
+                           {"Sec-WebSocket-Key", "k"}});
+  head.upgrade_websocket = true;
+  std::string s(writeUpstreamRequestHead(head, "/ws", kInfo));
+  CHECK(s.find("Connection: upgrade\r\nUpgrade: websocket\r\n") != std::string::npos);
+  CHECK(s.find("foo") == std::string::npos);
+  CHECK(s.find("X-Secret") == std::string::npos);
+  CHECK(s.find("Sec-WebSocket-Key: k\r\n") != std::string::npos);
+
+  MessageHead switched;
+  switched.status = 101;
+  switched.reason = "Switching Protocols";
+  switched.headers = {
+      {"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Accept", "a"}};
+  std::string out(writeDownstreamResponseHead(switched, 1, false, true));
+  CHECK(out ==
+        "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: a\r\n"
+        "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+}

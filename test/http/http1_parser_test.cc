@@ -338,3 +338,23 @@ TEST_CASE("parser: request fields named with _ are marked and counted, response 
   CHECK(r.head.underscored_fields == 0);
   CHECK(r.head.headers.begin()->id == HeaderName::Other);
 }
+
+TEST_CASE("parser: a bodiless HTTP/1.1 GET asking for websocket is an upgrade, nothing else is") {
+  const std::string upgrade = "Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n";
+  CHECK(request("GET /ws HTTP/1.1\r\nHost: h\r\n" + upgrade).head.upgrade_websocket);
+  CHECK(request(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: h2c, websocket\r\nConnection: upgrade\r\n\r\n")
+            .head.upgrade_websocket);
+  // Another protocol, no Connection token, HTTP/1.0, another method, a body: not one.
+  CHECK_FALSE(request("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+                  .head.upgrade_websocket);
+  CHECK_FALSE(
+      request("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").head.upgrade_websocket);
+  CHECK_FALSE(request("GET /ws HTTP/1.0\r\n" + upgrade).head.upgrade_websocket);
+  CHECK_FALSE(request("POST /ws HTTP/1.1\r\nHost: h\r\n" + upgrade).head.upgrade_websocket);
+  auto with_body = request(
+      "GET /ws HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: Upgrade\r\n"
+      "Upgrade: websocket\r\n\r\nhi");
+  CHECK_FALSE(with_body.head.upgrade_websocket);
+  CHECK(with_body.body == "hi");
+}

@@ -38,7 +38,7 @@ class FakeContext final : public ExchangeContext {
   void newRequestId(std::string& id) override { id = "request-" + std::to_string(++ids_); }
   observe::AccessLogWriter* accessLog() override { return nullptr; }
   std::unique_ptr<UpstreamConnection> connectTo(const std::shared_ptr<UpstreamServer>& server,
-                                                const conf::UpstreamTimeouts&,
+                                                const conf::UpstreamTimeouts&, bool,
                                                 int& connect_errno) override {
     connects.push_back(server->address);
     connect_errno = ECONNREFUSED;

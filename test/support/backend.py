@@ -18,6 +18,11 @@ Names itself in the X-Backend response header. Paths:
   /die-mid-body     announces 100000 bytes, sends 1000, then closes
   /switch           101 Switching Protocols whatever was asked, then waits for the peer to close
   /hop              a response carrying hop-by-hop headers (Keep-Alive, Connection: X-Hop, X-Hop)
+  /ws               WebSocket echo: every message comes back as it was sent; the text
+                    message "headers?" is answered with JSON of the handshake's request
+                    headers and the backend's name; a close is answered with a close.
+                    ?refuse=CODE answers the handshake with CODE instead; ?close-mid=1
+                    switches, sends 10 bytes of a 1000-byte message, and closes
   /healthz          200, or 500 while the file named by --fail-file exists
 Every request line is appended to --log FILE when given (tests count what reached the backend).
 """
@@ -30,6 +35,8 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import websocket
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -163,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.rfile.read(1)
             self.close_connection = True
+        elif path == "/ws":
+            self._websocket()
         elif path == "/hop":
             self._send(200, b"hop\n", {"Connection": "X-Hop", "X-Hop": "secret", "Keep-Alive": "timeout=5"})
         elif path == "/healthz":
@@ -170,6 +179,49 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500 if failing else 200, b"fail\n" if failing else b"ok\n")
         else:
             self._send(200, f"hello from {self.server.name}\n".encode())
+
+    def _websocket(self):
+        query = urllib.parse.parse_qs(self.path.partition("?")[2])
+        key = self.headers.get("Sec-WebSocket-Key")
+        connection = [t.strip().lower() for t in self.headers.get("Connection", "").split(",")]
+        if "refuse" in query:
+            self._send(int(query["refuse"][0]), b"refused\n")
+            return
+        if self.headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection or not key:
+            self._send(426, b"a WebSocket handshake was expected\n", {"Upgrade": "websocket"})
+            return
+        self.close_connection = True
+        self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: %s\r\nX-Backend: %s\r\n\r\n"
+                         % (websocket.accept_for(key).encode(), self.server.name.encode()))
+        if "close-mid" in query:
+            self.wfile.write(b"\x82\x7e\x03\xe8" + b"z" * 10)
+            self.wfile.flush()
+            return
+        self.wfile.flush()
+
+        def read_exact(n):
+            data = self.rfile.read(n)
+            if len(data) < n:
+                raise EOFError
+            return data
+
+        while True:
+            try:
+                opcode, payload = websocket.read_frame(read_exact)
+            except (EOFError, ConnectionError, ValueError):
+                return
+            if opcode == websocket.CLOSE:
+                self.wfile.write(websocket.frame(websocket.CLOSE, payload[:2], False))
+                self.wfile.flush()
+                return
+            if opcode == websocket.PING:
+                opcode = websocket.PONG
+            elif opcode == websocket.TEXT and payload == b"headers?":
+                payload = json.dumps({"backend": self.server.name,
+                                      "headers": [[k, v] for k, v in self.headers.items()]}).encode()
+            self.wfile.write(websocket.frame(opcode, payload, False))
+            self.wfile.flush()
 
     def __getattr__(self, name):
         # Every method (PATCH, MKCOL, ...) is answered like GET.
