@@ -198,6 +198,9 @@ bool UpstreamStage::drive(Exchange& exchange) {
           return true;
         }
         startTunnel(exchange);
+        // What came with the 101 is the tunnel's, and may be all there is
+        // (the server's bytes and its FIN in one read): relayed now.
+        relayTunnel(exchange);
         return true;
       }
       if (status < 200) {

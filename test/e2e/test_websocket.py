@@ -286,6 +286,23 @@ class WebSocketOverHttp2Test(CrestTestCase):
                    what="the tunnel's access log line")
         c.close()
 
+    def test_a_server_that_closes_mid_message_ends_the_stream(self):
+        web = self.backend("web")
+        self.crest(self.simple_config({"web": [web]}), self.port)
+        c = H2Client(self.port)
+        c.pump(lambda: c.remote_settings_seen)
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                                  (":path", "/ws?close-mid=1"), (":authority", "test.local")])
+        c.flush()
+        c.responses[sid] = {"headers": None, "body": b"", "ended": False, "reset": None}
+        r = c.response(sid)
+        self.assertEqual(r["headers"][":status"], "200")
+        self.assertEqual(r["body"], b"\x82\x7e\x03\xe8" + b"z" * 10)  # what the server sent, then the end
+        self.assertTrue(r["ended"])
+        wait_until(lambda: self.metric("crest_tunnels_active", listener="public") == 0, what="the tunnel closed")
+        c.close()
+
     def test_plain_connect_is_refused(self):
         web = self.backend("web")
         self.crest(self.simple_config({"web": [web]}), self.port)
