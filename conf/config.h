@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "conf/cidr.h"
 #include "conf/status_ranges.h"
 #include "conf/units.h"
 
@@ -30,6 +31,7 @@ struct Limits {
   uint64_t max_request_body = 0;  // 0 = unlimited
   uint32_t max_connections =
       0;  // client connections, all listeners; 0 = auto (half the open-files limit)
+  uint32_t max_connections_per_client = 0;  // 0 = unlimited
   bool operator==(const Limits&) const = default;
 };
 
@@ -123,6 +125,14 @@ struct RouteCache {
   bool operator==(const RouteCache&) const = default;
 };
 
+// Who may use a route: deny is checked first, then allow (absent = everyone
+// not denied; empty = no one).
+struct Access {
+  std::optional<std::vector<CidrBlock>> allow;
+  std::vector<CidrBlock> deny;
+  bool operator==(const Access&) const = default;
+};
+
 struct Route {
   RouteMatch match;
   std::string pool;            // set when the route names one pool
@@ -131,6 +141,7 @@ struct Route {
   std::optional<RateLimit> rate_limit;
   std::optional<Fallback> fallback;
   std::optional<RouteCache> cache;
+  std::optional<Access> access;
   bool operator==(const Route&) const = default;
 };
 
@@ -148,6 +159,12 @@ struct Listener {
   HostPort listen;
   std::optional<TlsConfig> tls;
   Http2Config http2;
+  // Every connection opens with a PROXY protocol header (v1 or v2) from an
+  // L4 balancer: its source address is the client.
+  bool proxy_protocol = false;
+  // Peers whose X-Forwarded-For is believed: the rightmost untrusted address
+  // in it is the client.
+  std::vector<CidrBlock> trusted_proxies;
   std::vector<Route> routes;
   bool operator==(const Listener&) const = default;
 };

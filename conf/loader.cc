@@ -100,7 +100,8 @@ class Loader {
 
   void readLimits(const YAML::Node& node, const std::string& path) {
     MapReader r(errors_, node, path,
-                {"max_header_bytes", "max_headers", "max_request_body", "max_connections"});
+                {"max_header_bytes", "max_headers", "max_request_body", "max_connections",
+                 "max_connections_per_client"});
     auto& l = config_.limits;
     if (r.readSize("max_header_bytes", l.max_header_bytes) &&
         (l.max_header_bytes < 256 || l.max_header_bytes > (64u << 20))) {
@@ -110,6 +111,7 @@ class Loader {
     r.readUint("max_headers", l.max_headers, 1, 10000);
     r.readSize("max_request_body", l.max_request_body);
     r.readUint("max_connections", l.max_connections, 0, 10000000);
+    r.readUint("max_connections_per_client", l.max_connections_per_client, 0, 10000000);
   }
 
   // Durations that must be positive.
@@ -249,7 +251,8 @@ class Loader {
   }
 
   void readListener(const YAML::Node& node, const std::string& path) {
-    MapReader r(errors_, node, path, {"name", "listen", "tls", "http2", "routes"});
+    MapReader r(errors_, node, path,
+                {"name", "listen", "tls", "http2", "proxy_protocol", "trusted_proxies", "routes"});
     if (!r.isMap()) return;
     Listener l;
     if (r.require("name") && r.readString("name", l.name)) {
@@ -280,6 +283,8 @@ class Loader {
       }
       h.readBool("h2c", l.http2.h2c);
     }
+    r.readBool("proxy_protocol", l.proxy_protocol);
+    readCidrList(r, "trusted_proxies", l.trusted_proxies);
     if (r.require("routes")) {
       forEachItem(r, "routes", [&](const YAML::Node& n, const std::string& item, size_t) {
         l.routes.push_back(RouteReader(errors_, config_).read(n, item));

@@ -61,7 +61,7 @@ void RouteReader::checkPoolExists(const YAML::Node& node, const std::string& pat
 Route RouteReader::read(const YAML::Node& node, const std::string& path) {
   Route route;
   MapReader r(errors_, node, path,
-              {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache"});
+              {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache", "access"});
   if (!r.isMap()) return route;
   if (r.has("match")) readMatch(r.get("match"), r.path("match"), route.match);
   if (r.has("pool") == r.has("split")) {
@@ -78,6 +78,16 @@ Route RouteReader::read(const YAML::Node& node, const std::string& path) {
   if (r.has("rate_limit"))
     route.rate_limit = readRateLimit(r.get("rate_limit"), r.path("rate_limit"));
   if (r.has("fallback")) route.fallback = readFallback(r.get("fallback"), r.path("fallback"));
+  if (r.has("access")) {
+    MapReader a(errors_, r.get("access"), r.path("access"), {"allow", "deny"});
+    Access access;
+    if (a.has("allow")) readCidrList(a, "allow", access.allow.emplace());
+    readCidrList(a, "deny", access.deny);
+    if (a.isMap() && !a.has("allow") && !a.has("deny")) {
+      errors_.add(r.get("access").Mark(), r.path("access"), "access needs allow, deny or both");
+    }
+    route.access = std::move(access);
+  }
   if (r.has("cache")) {
     MapReader c(errors_, r.get("cache"), r.path("cache"), {"ttl", "stale"});
     RouteCache cache;

@@ -90,6 +90,25 @@ std::string addressText(const sockaddr_storage& addr) {
   return buf;
 }
 
+bool parseAddress(std::string_view text, sockaddr_storage& out) {
+  char buf[INET6_ADDRSTRLEN];
+  if (text.empty() || text.size() >= sizeof buf) return false;
+  text.copy(buf, text.size());
+  buf[text.size()] = '\0';
+  out = sockaddr_storage{};
+  auto& in = reinterpret_cast<sockaddr_in&>(out);
+  if (inet_pton(AF_INET, buf, &in.sin_addr) == 1) {
+    in.sin_family = AF_INET;
+    return true;
+  }
+  auto& in6 = reinterpret_cast<sockaddr_in6&>(out);
+  if (inet_pton(AF_INET6, buf, &in6.sin6_addr) == 1) {
+    in6.sin6_family = AF_INET6;
+    return true;
+  }
+  return false;
+}
+
 uint64_t addressHash(const sockaddr_storage& addr) {
   if (addr.ss_family == AF_INET) {
     const auto& a = reinterpret_cast<const sockaddr_in&>(addr).sin_addr;

@@ -283,6 +283,11 @@ std::vector<MetricFamily> Metrics::Collect() const {
              MetricType::Counter);
   auto goaways = family("crest_http2_goaway_total",
                         "GOAWAY frames sent to HTTP/2 clients, by reason", MetricType::Counter);
+  auto access_denied =
+      family("crest_access_denied_total", "Requests refused with 403 by a route's access lists",
+             MetricType::Counter);
+  auto refused = family("crest_connections_refused_total",
+                        "Client connections closed at once, by reason", MetricType::Counter);
   auto tunnels_active = family("crest_tunnels_active", "WebSocket tunnels open", MetricType::Gauge);
   auto tunnels_total =
       family("crest_tunnels_total", "WebSocket tunnels opened", MetricType::Counter);
@@ -322,6 +327,16 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                            MetricType::Gauge));
     tunnels_total.metric.push_back(
         sample({{"listener", listener}}, load(cells->tunnels_total.value), MetricType::Counter));
+    access_denied.metric.push_back(
+        sample({{"listener", listener}}, load(cells->access_denied.value), MetricType::Counter));
+    const std::pair<const char*, const CounterCell*> kRefusals[] = {
+        {"per_client", &cells->refused_per_client},
+        {"max_connections", &cells->connections_rejected},
+        {"proxy_protocol", &cells->refused_proxy_protocol}};
+    for (const auto& [reason, cell] : kRefusals) {
+      refused.metric.push_back(sample({{"listener", listener}, {"reason", reason}},
+                                      load(cell->value), MetricType::Counter));
+    }
   }
 
   std::vector<MetricFamily> out = {requests,
@@ -345,7 +360,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    requests_by_protocol,
                                    goaways,
                                    tunnels_active,
-                                   tunnels_total};
+                                   tunnels_total,
+                                   access_denied,
+                                   refused};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
   out.push_back(std::move(cache_requests));

@@ -85,6 +85,9 @@ struct ListenerCells {
   std::array<CounterCell, kGoawayReasons> goaways;     // HTTP/2 GOAWAY frames sent, by GoawayReason
   GaugeCell tunnels_active;                            // WebSocket tunnels open
   CounterCell tunnels_total;
+  CounterCell access_denied;           // requests a route's access lists refused (403)
+  CounterCell refused_per_client;      // connections over limits.max_connections_per_client
+  CounterCell refused_proxy_protocol;  // connections without a valid PROXY protocol header
 };
 
 // Why a request was shed instead of reaching its pool (crest_shed_requests_total's reason).

@@ -3,8 +3,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <utility>
 
+#include "io/proxy_protocol.h"
 #include "io/tls_io.h"
 #include "proxy/exchange.h"
 #include "proxy/worker_context.h"
@@ -26,11 +28,12 @@ DownstreamConnection::DownstreamConnection(WorkerContext& worker, int fd,
                                            ListenerCells* listener_metrics, SSL* ssl)
     : worker_(worker),
       fd_(fd),
-      client_{addressText(peer), addressHash(peer), ssl != nullptr, listener_metrics},
+      client_{{}, ssl != nullptr, listener_metrics},
       ssl_(ssl),
       timer_(worker.loop(), &DownstreamConnection::onTimer, this),
       handshake_done_(ssl == nullptr),
       client_readable_(ssl != nullptr) {
+  client_.peer.set(peer);
   event_ = worker_.loop().makeEvent(fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                                     &DownstreamConnection::onEvent, this);
 
@@ -39,6 +42,7 @@ DownstreamConnection::DownstreamConnection(WorkerContext& worker, int fd,
 
 DownstreamConnection::~DownstreamConnection() {
   client_.listener_metrics->connections_active.add(-1);
+  if (client_counted_) worker_.clientConnections().give(client_.peer.hash);
   h2_.reset();
   // What the connection held serves the worker's next connections, as it
   // does when a keep-alive connection goes idle.
@@ -62,6 +66,42 @@ void DownstreamConnection::start() {
   listener_ = runtime_->findListener(listener());
   event_add(event_, nullptr);
   timer_.setIn(runtime_->config().timeouts.client_header);
+  awaiting_proxy_header_ = listener_ != nullptr && listener_->config->proxy_protocol;
+  if (!awaiting_proxy_header_ && !admitClient()) pump();  // closed: pump lets it go
+}
+
+bool DownstreamConnection::admitClient() {
+  uint32_t limit = runtime_->config().limits.max_connections_per_client;
+  if (limit == 0) return true;
+  if (!worker_.clientConnections().take(client_.peer.hash, limit)) {
+    client_.listener_metrics->refused_per_client.add();
+    closeNow();
+    return false;
+  }
+  client_counted_ = true;
+  return true;
+}
+
+bool DownstreamConnection::readProxyHeader() {
+  char bytes[kMaxProxyHeader];
+  ssize_t n = ::recv(fd_, bytes, sizeof bytes, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  if (n <= 0) {
+    closeNow();  // gone before its header (a balancer's TCP health check)
+    return false;
+  }
+  ProxyHeader header = parseProxyHeader(std::string_view(bytes, static_cast<size_t>(n)));
+  if (header.status == ProxyHeader::Status::Incomplete) return false;
+  if (header.status == ProxyHeader::Status::Invalid ||
+      ::recv(fd_, bytes, header.length, 0) != static_cast<ssize_t>(header.length)) {
+    client_.listener_metrics->refused_proxy_protocol.add();
+    closeNow();
+    return false;
+  }
+  if (header.has_source) client_.peer.set(header.source);
+  awaiting_proxy_header_ = false;
+  client_readable_ = true;  // what came with the header has had its edge
+  return admitClient();
 }
 
 void DownstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
@@ -76,7 +116,10 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<DownstreamConnection*>(arg);
   if (!self->timer_.expired()) return;
   const auto& timeouts = self->runtime_->config().timeouts;
-  if (self->phase_ == Phase::AwaitingRequest && self->requestStarted()) {
+  if (self->awaiting_proxy_header_) {
+    self->client_.listener_metrics->refused_proxy_protocol.add();
+    self->closeNow();
+  } else if (self->phase_ == Phase::AwaitingRequest && self->requestStarted()) {
     self->exchange_->answer(
         LocalCause::HeadTimeout,
         "the request head did not arrive within " + conf::formatDuration(timeouts.client_header));
@@ -125,6 +168,7 @@ void DownstreamConnection::abort() {
 void DownstreamConnection::pump() {
   worker_.noteActivity();
   while (phase_ != Phase::Closed) {
+    if (awaiting_proxy_header_ && !readProxyHeader()) break;
     if (!handshake_done_ && !handshake()) break;
     // A request head that comes in one read is parsed where it was read:
     // readClient leaves it in the worker's scratch memory for parseRequestHead.

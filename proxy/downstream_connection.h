@@ -92,6 +92,13 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   void pump();
   // TLS: drives the handshake; false while it is not done (or failed).
   bool handshake();
+  // proxy_protocol: takes the PROXY header off the socket's first bytes
+  // (peeked, so that TLS still reads its ClientHello from the socket);
+  // false while it is incomplete, or when it was refused (closed).
+  bool readProxyHeader();
+  // The client is known: counted against max_connections_per_client, or
+  // closed at once when over it.
+  bool admitClient();
   // The client sent a whole request and nothing after it that we know of:
   // closing cannot reset a response it has yet to read, so no lingering
   // (NGINX lingers only in the same cases).
@@ -146,6 +153,8 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   bool close_after_response_ = false;
   bool served_one_ = false;    // a response was completed: a client reusing it may see a close
   bool wake_pending_ = false;  // wakeConnection() made the event active
+  bool awaiting_proxy_header_ = false;
+  bool client_counted_ = false;  // in the worker's per-client connection count
   std::chrono::steady_clock::time_point client_activity_;
 
   // The request being served, from its first byte until the connection

@@ -44,6 +44,7 @@ void Exchange::bind(ExchangeClient& client, const ClientInfo& info, ExchangeCont
                     const Runtime& runtime, const ListenerRuntime* listener) {
   client_ = &client;
   client_info_ = &info;
+  client_address_ = &info.peer;
   context_ = &context;
   runtime_ = &runtime;
   listener_ = listener;
@@ -70,6 +71,9 @@ void Exchange::begin() {
     client_info_->listener_metrics->headers_dropped.add(request().underscored_fields);
   open = true;
   start = context_->now();
+  client_address_ = &client_info_->peer;
+  if (listener_ != nullptr && !listener_->config->trusted_proxies.empty())
+    findForwardedClient(listener_->config->trusted_proxies);
   if (const std::string* id = request().find(HeaderName::XRequestId))
     request_id = *id;
   else
@@ -84,7 +88,40 @@ void Exchange::serve(std::string host) {
   }
   if (request().framing == Framing::ContentLength && !bodyWithinLimit(request().content_length))
     return;
-  if (matchRoute(std::move(host))) runStages(Stage::RateLimit);
+  if (matchRoute(std::move(host))) runStages(Stage::Access);
+}
+
+void Exchange::findForwardedClient(const std::vector<conf::CidrBlock>& trusted) {
+  if (!conf::anyContains(trusted, client_info_->peer.address)) return;
+  // The entries of every X-Forwarded-For field, in order: the nearest hop last.
+  std::vector<std::string_view> hops;
+  for (const auto& f : request().headers) {
+    if (f.id != HeaderName::XForwardedFor) continue;
+    std::string_view list = f.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view hop = list.substr(0, comma);
+      while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
+      while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
+      hops.push_back(hop);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  // Right to left past trusted proxies (NGINX's real_ip_recursive, Envoy's
+  // trusted hops); an entry that is not an address ends the walk.
+  sockaddr_storage client{};
+  bool found = false;
+  for (auto hop = hops.rbegin(); hop != hops.rend(); ++hop) {
+    sockaddr_storage address{};
+    if (!io::parseAddress(*hop, address)) break;
+    client = address;
+    found = true;
+    if (!conf::anyContains(trusted, address)) break;
+  }
+  if (!found) return;
+  forwarded_client_.set(client);
+  client_address_ = &forwarded_client_;
 }
 
 bool Exchange::matchRoute(std::string host) {
@@ -105,6 +142,9 @@ void Exchange::runStages(Stage from) {
   // hooks run in the order the response meets them (UpstreamStage), and
   // release() in reverse.
   switch (from) {
+    case Stage::Access:
+      if (access.onRequest(*this) != StageResult::Continue) return;
+      [[fallthrough]];
     case Stage::RateLimit:
       if (rate_limit.onRequest(*this) != StageResult::Continue) return;
       upstream.choosePool(*this);
@@ -238,7 +278,7 @@ void Exchange::record() {
   if (log == nullptr) return;
   const UpstreamServer* served_by = upstream.servedBy();
   AccessRecord r;
-  r.client = client_info_->peer_ip;
+  r.client = clientAddress().ip;
   r.listener = client_info_->listener();
   r.method = head.method.empty() ? "-" : std::string_view(head.method);
   r.target = head.target.empty() ? "-" : std::string_view(head.target);

@@ -15,6 +15,7 @@
 
 #include "http/body_encoder.h"
 #include "http/http1_parser.h"
+#include "proxy/access_stage.h"
 #include "proxy/admission_stage.h"
 #include "proxy/cache_stage.h"
 #include "proxy/exchange_client.h"
@@ -31,7 +32,7 @@ class Waiter;
 
 class Exchange final : public UpstreamConnection::Handler {
  public:
-  enum class Stage { RateLimit, Cache, Admission, Upstream };
+  enum class Stage { Access, RateLimit, Cache, Admission, Upstream };
 
   explicit Exchange(http::ParserLimits request_limits);
   ~Exchange() override;
@@ -95,6 +96,9 @@ class Exchange final : public UpstreamConnection::Handler {
 
   ExchangeClient& client() { return *client_; }
   const ClientInfo& clientInfo() const { return *client_info_; }
+  // Who the request is from: the connection's client, or the one trusted
+  // proxies name in X-Forwarded-For (from begin() on).
+  const ClientAddress& clientAddress() const { return *client_address_; }
   ExchangeContext& context() { return *context_; }
   const Runtime& runtime() const { return *runtime_; }
   const http::MessageHead& request() const { return request_parser.head(); }
@@ -122,14 +126,21 @@ class Exchange final : public UpstreamConnection::Handler {
   LocalCause cause = LocalCause::None;  // why it ended otherwise than with a server's answer
 
   // The stages, in their order.
+  AccessStage access;
   RateLimitStage rate_limit;
   CacheStage cache;
   AdmissionStage admission;
   UpstreamStage upstream;
 
  private:
+  // The listener's trusted_proxies let the request name its client in
+  // X-Forwarded-For: the rightmost address that is not a trusted proxy.
+  void findForwardedClient(const std::vector<conf::CidrBlock>& trusted);
+
   ExchangeClient* client_ = nullptr;
   const ClientInfo* client_info_ = nullptr;
+  const ClientAddress* client_address_ = nullptr;
+  ClientAddress forwarded_client_;
   ExchangeContext* context_ = nullptr;
   const Runtime* runtime_ = nullptr;
   const ListenerRuntime* listener_ = nullptr;

@@ -17,6 +17,7 @@
 #include "cache/response_cache.h"
 #include "http/body_encoder.h"
 #include "http/http_message.h"
+#include "io/socket_io.h"
 #include "observe/metrics.h"
 #include "proxy/local_answer.h"
 
@@ -26,10 +27,24 @@ namespace crest::proxy {
 // for the other side, which bounds a slow peer's cost.
 constexpr size_t kWindowBytes = 256 * 1024;
 
+// One client address, in the forms its users need.
+struct ClientAddress {
+  sockaddr_storage address{};  // for trusted_proxies and access lists
+  std::string ip;              // X-Forwarded-For, the access log
+  uint64_t hash = 0;           // ip_hash, sticky: client_ip, rate limits by client_ip
+  void set(const sockaddr_storage& a) {
+    address = a;
+    ip = io::addressText(a);
+    hash = io::addressHash(a);
+  }
+};
+
 // Who the client is: for forwarding headers, request keys and the log.
 struct ClientInfo {
-  std::string peer_ip;
-  uint64_t peer_hash = 0;
+  // The connection's client: the PROXY protocol's source address, else the
+  // peer. A request may name another through trusted X-Forwarded-For
+  // (Exchange::clientAddress).
+  ClientAddress peer;
   bool tls = false;
   observe::ListenerCells* listener_metrics = nullptr;  // of the listener it came in on
   const std::string& listener() const { return listener_metrics->listener; }

@@ -7,7 +7,7 @@ namespace crest::proxy {
 
 namespace {
 
-constexpr std::array<LocalCauseInfo, 18> kCauses = {{
+constexpr std::array<LocalCauseInfo, 19> kCauses = {{
     {0, false, false, "-"},
     {400, true, false, "bad_request"},
     {414, true, false, "uri_too_long"},
@@ -26,8 +26,9 @@ constexpr std::array<LocalCauseInfo, 18> kCauses = {{
     {0, false, false, "upstream_reset"},
     {0, false, false, "client_closed"},
     {0, false, false, "tunnel_idle"},
+    {403, false, false, "access_denied"},
 }};
-static_assert(kCauses.size() == static_cast<size_t>(LocalCause::TunnelIdle) + 1);
+static_assert(kCauses.size() == static_cast<size_t>(LocalCause::AccessDenied) + 1);
 
 }  // namespace
 

@@ -29,6 +29,7 @@ enum class LocalCause : uint8_t {
   UpstreamReset,    // the server's response was cut short: the client connection closed early
   ClientClosed,     // the client went away before its response was sent
   TunnelIdle,       // a WebSocket tunnel moved no byte within timeouts.tunnel_idle
+  AccessDenied,     // the route's access lists refused the client
 };
 
 struct LocalCauseInfo {

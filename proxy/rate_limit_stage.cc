@@ -11,7 +11,7 @@ StageResult RateLimitStage::onRequest(Exchange& exchange) {
   const ClientInfo& client = exchange.clientInfo();
   limits::RateDecision d =
       target.rate_limiter->take(requestKeyHash(exchange.route->rate_limit->key, exchange.request(),
-                                               client.peer_hash, exchange.context()),
+                                               exchange.clientAddress().hash, exchange.context()),
                                 exchange.context().nanos());
   lines_ = "RateLimit-Limit: " + std::to_string(d.limit) +
            "\r\nRateLimit-Remaining: " + std::to_string(d.remaining) +

@@ -36,7 +36,7 @@ void UpstreamStage::choosePool(Exchange& exchange) {
   const RouteTarget& target = *exchange.route_target;
   if (target.split) {
     split_key_ = requestKeyHash(target.split->sticky, exchange.request(),
-                                exchange.clientInfo().peer_hash, exchange.context());
+                                exchange.clientAddress().hash, exchange.context());
   }
   pool_ = pickPool(exchange);
   retries_left_ = pool_->config->retries;
@@ -72,7 +72,9 @@ void UpstreamStage::writeRequestHead(Exchange& exchange) {
   const ClientInfo& client = exchange.clientInfo();
   const std::string& default_host =
       pool_->servers.empty() ? client.listener() : pool_->servers.front()->address;
-  ForwardInfo info{client.peer_ip, client.tls ? "https" : "http", exchange.request_id,
+  // X-Forwarded-For gets the connection's client appended, also when the
+  // request named an earlier one through trusted proxies: the chain stays whole.
+  ForwardInfo info{client.peer.ip, client.tls ? "https" : "http", exchange.request_id,
                    default_host};
   exchange.request_head = writeUpstreamRequestHead(exchange.request(), exchange.target, info);
 }
@@ -80,7 +82,7 @@ void UpstreamStage::writeRequestHead(Exchange& exchange) {
 void UpstreamStage::dispatch(Exchange& exchange) {
   while (true) {
     balancer::Server* picked =
-        pool_->balancer->pick(balancer::PickContext{exchange.clientInfo().peer_hash}, tried_);
+        pool_->balancer->pick(balancer::PickContext{exchange.clientAddress().hash}, tried_);
     if (picked == nullptr && exchange.route_target->split && !switched_pool_) {
       // Every server of the split's chosen pool failed (and was ejected): the
       // request may still be served by another pool of the split, once.

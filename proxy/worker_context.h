@@ -21,6 +21,7 @@
 #include "io/event_loop.h"
 #include "io/socket_io.h"
 #include "io/spare_list.h"
+#include "limits/client_connections.h"
 #include "observe/access_log.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
@@ -43,6 +44,8 @@ struct ConnectionBudget {
     return false;
   }
   void give() { open.fetch_sub(1, std::memory_order_relaxed); }
+  // limits.max_connections_per_client's count, by client address hash.
+  limits::ClientConnections per_client;
 };
 
 class WorkerContext final : public ExchangeContext {
@@ -88,6 +91,8 @@ class WorkerContext final : public ExchangeContext {
   bool isOpen(DownstreamConnection* conn) const { return connections_.count(conn) != 0; }
   // Deletes a connection that has closed, and gives back its budget.
   void connectionClosed(DownstreamConnection* conn);
+  // Open connections per client, shared by the workers.
+  limits::ClientConnections& clientConnections() { return budget_.per_client; }
   // From now on the loop ends once no connection is left (graceful stop).
   void beginDraining();
   bool draining() const { return draining_; }

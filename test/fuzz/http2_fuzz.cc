@@ -38,7 +38,9 @@ class FuzzCarrier final : public Http2Carrier {
     runtime_ = Runtime::build(loaded.config, nullptr, 1, metrics_,
                               std::make_shared<tls::TicketKeys>(), errors);
     for (const auto& server : runtime_->pools()[0].servers) server->healthy = false;
-    info_.peer_ip = "192.0.2.1";
+    sockaddr_storage peer{};
+    io::parseAddress("192.0.2.1", peer);
+    info_.peer.set(peer);
     info_.listener_metrics = metrics_.listenerCells("public");
     budget_.limit = 100;
     worker_ = std::make_unique<WorkerContext>(runtime_, -1, budget_);

@@ -110,8 +110,10 @@ class StageBench {
     runtime_ = Runtime::build(loaded.config, nullptr, 1, metrics_,
                               std::make_shared<tls::TicketKeys>(), errors);
     REQUIRE(errors.empty());
-    info_.peer_ip = "127.0.0.7";
-    info_.peer_hash = 7;
+    sockaddr_storage peer{};
+    REQUIRE(io::parseAddress("127.0.0.7", peer));
+    info_.peer.set(peer);
+    info_.peer.hash = 7;
     info_.listener_metrics = metrics_.listenerCells(runtime_->listeners()[0].config->name);
   }
 
