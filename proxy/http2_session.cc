@@ -16,6 +16,27 @@ constexpr int32_t kConnectionWindow = 1 << 20;
 // opened pay for them (four a stream): browsers send a few at the start.
 constexpr uint64_t kIdleFrameAllowance = 1000;
 
+// Streams a client may open past the advertised max_concurrent_streams and
+// be refused one by one (RST_STREAM REFUSED_STREAM); past these, nghttp2
+// ends the connection (PROTOCOL_ERROR).
+constexpr uint32_t kRefusableStreams = 100;
+
+// Rewrites SETTINGS_MAX_CONCURRENT_STREAMS in the SETTINGS frame at the
+// start of `frames` to `value`; false when it is not there.
+bool advertiseMaxStreams(std::string& frames, uint32_t value) {
+  if (frames.size() < 9 || frames[3] != NGHTTP2_SETTINGS) return false;
+  size_t length = (static_cast<size_t>(static_cast<uint8_t>(frames[0])) << 16) |
+                  (static_cast<size_t>(static_cast<uint8_t>(frames[1])) << 8) |
+                  static_cast<uint8_t>(frames[2]);
+  for (size_t at = 9; at + 6 <= 9 + length && at + 6 <= frames.size(); at += 6) {
+    if (frames[at] == 0 && frames[at + 1] == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+      for (int i = 0; i < 4; ++i) frames[at + 2 + i] = static_cast<char>(value >> (24 - 8 * i));
+      return true;
+    }
+  }
+  return false;
+}
+
 struct Callbacks {
   Callbacks() { nghttp2_session_callbacks_new(&callbacks); }
   ~Callbacks() { nghttp2_session_callbacks_del(callbacks); }
@@ -26,7 +47,7 @@ struct Callbacks {
 
 Http2Session::Http2Session(WorkerContext& worker, Http2Carrier& carrier,
                            const conf::Http2Config& config)
-    : worker_(worker), carrier_(carrier) {
+    : worker_(worker), carrier_(carrier), max_streams_(config.max_concurrent_streams) {
   Callbacks c;
   nghttp2_session_callbacks_set_on_begin_headers_callback(c.callbacks, &onBeginHeaders);
   nghttp2_session_callbacks_set_on_header_callback(c.callbacks, &onHeader);
@@ -41,8 +62,14 @@ Http2Session::Http2Session(WorkerContext& worker, Http2Carrier& carrier,
   nghttp2_session_server_new2(&session_, c.callbacks, this, option);
   nghttp2_option_del(option);
   const auto& limits = carrier.runtime().config().limits;
+  // nghttp2 ends the connection for a stream past the limit it knows (once
+  // the client acknowledged it); RFC 9113 5.1.2 also allows refusing the
+  // stream, which SPEC asks for. So nghttp2 is given a higher limit, the
+  // client is told the configured one (the first SETTINGS frame is
+  // rewritten on its way out), and onBeginHeaders refuses the streams
+  // between the two.
   nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, config.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams_ + kRefusableStreams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(config.initial_window)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(limits.max_header_bytes)},
       // Extended CONNECT (RFC 8441): WebSocket over a stream.
@@ -101,6 +128,15 @@ bool Http2Session::pump(evbuffer* in, evbuffer* out, size_t out_room) {
       break;
     }
     if (length == 0) break;
+    if (settings_pending_) {
+      settings_pending_ = false;
+      std::string frames(reinterpret_cast<const char*>(data), static_cast<size_t>(length));
+      if (advertiseMaxStreams(frames, max_streams_)) {
+        evbuffer_add(out, frames.data(), frames.size());
+        progress = true;
+        continue;
+      }
+    }
     evbuffer_add(out, data, static_cast<size_t>(length));
     progress = true;
   }
@@ -141,10 +177,15 @@ Http2Stream* Http2Session::stream(int32_t id) {
 int Http2Session::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* arg) {
   auto* self = static_cast<Http2Session*>(arg);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  int32_t id = frame->hd.stream_id;
+  if (self->streams_.size() >= self->max_streams_) {
+    // No stream is made: its fields and DATA are dropped until the reset closes it.
+    nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
   const auto& limits = self->carrier_.runtime().config().limits;
   auto exchange =
       self->worker_.takeExchange(http::ParserLimits{limits.max_header_bytes, limits.max_headers});
-  int32_t id = frame->hd.stream_id;
   ++self->streams_opened_;
   self->streams_[id] = std::make_unique<Http2Stream>(*self, id, std::move(exchange));
   return 0;

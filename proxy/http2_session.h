@@ -88,6 +88,8 @@ class Http2Session {
   WorkerContext& worker_;
   Http2Carrier& carrier_;
   nghttp2_session* session_ = nullptr;
+  const uint32_t max_streams_;    // advertised; streams past it are refused
+  bool settings_pending_ = true;  // the first SETTINGS frame is not sent yet
   // Where a response head is assembled before nghttp2 copies it, for every
   // stream of the session: once warm, a response head allocates nothing.
   struct HeadScratch {

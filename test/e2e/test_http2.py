@@ -208,24 +208,41 @@ class Http2Test(CrestTestCase):
         self.assertEqual(len(c.responses[sid]["body"]), 2000000)
         c.close()
 
-    def test_streams_over_max_concurrent_streams_end_the_connection(self):
+    def test_streams_over_max_concurrent_streams_are_refused(self):
         self.start(extra_listener="    http2: {max_concurrent_streams: 2}\n")
         c = H2Client(self.port)
         c.pump(lambda: c.remote_settings_seen)
         self.assertEqual(c.conn.remote_settings.max_concurrent_streams, 2)
         # Past the client library's own check, as an abusive client would be.
         c.conn.remote_settings = h2.settings.Settings(client=False)
-        sids = [c.request(f"/sleep/300?n={i}") for i in range(3)]
-        # nghttp2 treats a stream past the acknowledged limit as a connection
-        # error (RFC 9113 5.1.2 allows a stream error; SPEC asks REFUSED_STREAM).
+        sids = [c.request(f"/sleep/300?n={i}") for i in range(4)]
+        for sid in sids[2:]:
+            self.assertEqual(c.response(sid)["reset"], h2.errors.ErrorCodes.REFUSED_STREAM)
+        # The streams within the limit are served, and the connection goes on.
+        for sid in sids[:2]:
+            self.assertEqual(c.response(sid)["headers"][":status"], "200")
+        after = c.request("/")
+        self.assertEqual(c.response(after)["headers"][":status"], "200")
+        self.assertIsNone(c.goaway)
+        c.close()
+        # The refused streams never reached the server.
+        seen = " ".join(self.web.requests_seen())
+        self.assertNotIn("n=2", seen)
+        self.assertNotIn("n=3", seen)
+
+    def test_a_client_far_past_max_concurrent_streams_loses_the_connection(self):
+        self.start(extra_listener="    http2: {max_concurrent_streams: 2}\n")
+        c = H2Client(self.port)
+        c.pump(lambda: c.remote_settings_seen)  # and acknowledged them, before any stream
+        c.conn.remote_settings = h2.settings.Settings(client=False)
+        # More than 100 streams past the limit at once: refusing them one by one
+        # would be work without end, so the connection ends.
+        sids = [c.request(f"/sleep/300?n={i}") for i in range(2 + 101)]
         with self.assertRaises((ConnectionError, h2.exceptions.ProtocolError)):
-            c.response(sids[2])
+            c.response(sids[-1])
         self.assertIsNotNone(c.goaway)
         self.assertEqual(c.goaway.error_code, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-        self.assertEqual(c.goaway.last_stream_id, sids[1])
         c.close()
-        # The stream past the limit never reached the server.
-        self.assertNotIn("n=2", " ".join(self.web.requests_seen()))
 
     def test_fields_that_would_smuggle_into_http1_never_reach_the_server(self):
         self.start()
