@@ -172,11 +172,15 @@ struct Listener {
 struct Server {
   HostPort address;
   uint32_t weight = 1;
+  // Every A/AAAA record of the name is a server, followed while running
+  // (resolver.interval, or sooner when the records' TTL ends).
+  bool resolve = false;
   SourceMark mark;
   std::string field_path;
   // Where it stands in the file is not part of the value; its text is (metrics name it).
   bool operator==(const Server& o) const {
-    return address == o.address && address.text == o.address.text && weight == o.weight;
+    return address == o.address && address.text == o.address.text && weight == o.weight &&
+           resolve == o.resolve;
   }
 };
 
@@ -210,6 +214,14 @@ struct Pool {
   bool operator==(const Pool&) const = default;
 };
 
+// How names of servers with `resolve` are looked up: these nameservers, or
+// the system's resolv.conf when there are none.
+struct Resolver {
+  std::vector<HostPort> nameservers;
+  Duration interval = 5s;
+  bool operator==(const Resolver&) const = default;
+};
+
 struct Admin {
   std::optional<HostPort> listen;
   bool operator==(const Admin&) const = default;
@@ -234,6 +246,7 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Pool> pools;  // in file order
   std::optional<Cache> cache;
+  Resolver resolver;
 
   // The listener with that name and address, or nullptr.
   const Listener* findListener(const std::string& name, const HostPort& listen) const {

@@ -60,7 +60,7 @@ class Loader {
   void readRoot(const YAML::Node& root) {
     MapReader r(errors_, root, "",
                 {"workers", "shutdown_timeout", "busy_poll", "access_log", "admin", "limits",
-                 "timeouts", "listeners", "pools", "cache"});
+                 "timeouts", "listeners", "pools", "cache", "resolver"});
     if (!r.isMap()) return;
     std::string workers;
     if (r.has("workers") && r.readString("workers", workers) && workers != "auto") {
@@ -79,6 +79,7 @@ class Loader {
     if (r.has("limits")) readLimits(r.get("limits"), r.path("limits"));
     if (r.has("timeouts")) readGlobalTimeouts(r.get("timeouts"), r.path("timeouts"));
     if (r.has("cache")) readCache(r.get("cache"), r.path("cache"));
+    if (r.has("resolver")) readResolver(r.get("resolver"), r.path("resolver"));
     // Pools first: pool timeouts override the global ones, and routes refer to pools.
     if (r.require("pools")) readPools(r.get("pools"), r.path("pools"));
     if (r.require("listeners")) {
@@ -137,6 +138,22 @@ class Loader {
     readUpstreamTimeouts(r, config_.timeouts.upstream);
   }
 
+  void readResolver(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path, {"nameservers", "interval"});
+    forEachItem(r, "nameservers", [&](const YAML::Node& n, const std::string& item, size_t) {
+      std::optional<HostPort> hp;
+      if (n.IsScalar()) hp = parseHostPort(n.Scalar());
+      if (hp) {
+        config_.resolver.nameservers.push_back(*hp);
+      } else {
+        errors_.add(n.Mark(), item,
+                    "expected a nameserver as ip:port, got " +
+                        quote(n.IsScalar() ? n.Scalar() : "a non-scalar"));
+      }
+    });
+    readPositiveDuration(r, "interval", config_.resolver.interval);
+  }
+
   void readCache(const YAML::Node& node, const std::string& path) {
     MapReader r(errors_, node, path, {"max_size"});
     Cache c;
@@ -183,7 +200,7 @@ class Loader {
     if (r.require("servers")) {
       std::set<std::string> seen;
       forEachItem(r, "servers", [&](const YAML::Node& n, const std::string& item, size_t) {
-        MapReader s(errors_, n, item, {"address", "weight"});
+        MapReader s(errors_, n, item, {"address", "weight", "resolve"});
         if (!s.isMap()) return;
         Server server;
         server.mark = sourceMark(n);
@@ -195,6 +212,7 @@ class Loader {
                       "server " + quote(server.address.text) + " is listed twice in this pool");
         }
         s.readUint("weight", server.weight, 1, kMaxWeight);
+        s.readBool("resolve", server.resolve);
         pool.servers.push_back(std::move(server));
       });
       if (r.get("servers").IsSequence() && r.get("servers").size() == 0) {

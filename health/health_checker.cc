@@ -44,6 +44,7 @@ void HealthChecker::setServers(std::vector<CheckedServer> servers) {
       continue;
     }
     auto e = std::make_shared<Entry>(std::move(s), HealthTracker(rise, fall));
+    if (check && !e->server.healthy->load()) e->tracker.startDown();
     e->backoff = recovery_.first_backoff;
     if (check) fresh.push_back(e);
     next.emplace(key, e);

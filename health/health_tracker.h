@@ -18,6 +18,12 @@ class HealthTracker {
   bool observe(bool pass);
   // Marks the server down at once (passive ejection); true when it flipped.
   bool forceDown();
+  // A server never checked that starts down (a new address DNS gave): its
+  // first passing check brings it up.
+  void startDown() {
+    healthy_ = false;
+    streak_ = healthy_threshold_ > 0 ? healthy_threshold_ - 1 : 0;
+  }
 
   bool healthy() const { return healthy_; }
 

@@ -90,6 +90,15 @@ std::string addressText(const sockaddr_storage& addr) {
   return buf;
 }
 
+std::string addressWithPort(const sockaddr_storage& addr) {
+  uint16_t port =
+      ntohs(addr.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in&>(addr).sin_port
+                                      : reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
+  std::string ip = addressText(addr);
+  if (addr.ss_family == AF_INET6) ip = "[" + ip + "]";
+  return ip + ":" + std::to_string(port);
+}
+
 bool parseAddress(std::string_view text, sockaddr_storage& out) {
   char buf[INET6_ADDRSTRLEN];
   if (text.empty() || text.size() >= sizeof buf) return false;

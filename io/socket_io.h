@@ -36,6 +36,8 @@ bool addressTaken(const SocketAddress& addr);
 
 // The address as text without port ("127.0.0.1", "::1"), and a hash of its bytes.
 std::string addressText(const sockaddr_storage& addr);
+// "192.0.2.1:8080" or "[2001:db8::1]:8080".
+std::string addressWithPort(const sockaddr_storage& addr);
 // An IPv4 or IPv6 address as text (no port, no brackets); false for anything else.
 bool parseAddress(std::string_view text, sockaddr_storage& out);
 uint64_t addressHash(const sockaddr_storage& addr);

@@ -258,8 +258,23 @@ std::vector<MetricFamily> Metrics::Collect() const {
                      "Requests answered with the fallback or 503 instead of reaching the pool",
                      MetricType::Counter);
   constexpr const char* kShedNames[kShedReasons] = {"queue_full", "queue_timeout", "no_healthy"};
+  auto lookups = family("crest_resolver_lookups_total",
+                        "DNS lookups of the pool's servers with resolve: true, by result",
+                        MetricType::Counter);
+  auto pool_servers =
+      family("crest_pool_servers", "Servers in the pool now (resolved ones each counted)",
+             MetricType::Gauge);
   for (const auto& [pool, cells] : pools_) {
     if (poolOf(pool) == nullptr && !anyCounted(cells->split_fallbacks, cells->shed)) continue;
+    const char* kLookupResults[] = {"ok", "error"};
+    for (size_t r = 0; r < 2; ++r) {
+      lookups.metric.push_back(sample({{"pool", pool}, {"result", kLookupResults[r]}},
+                                      load(cells->lookups[r].value), MetricType::Counter));
+    }
+    if (const LivePool* live_pool = poolOf(pool)) {
+      pool_servers.metric.push_back(sample(
+          {{"pool", pool}}, static_cast<double>(live_pool->servers.size()), MetricType::Gauge));
+    }
     fallbacks.metric.push_back(
         sample({{"pool", pool}}, load(cells->split_fallbacks.value), MetricType::Counter));
     for (size_t r = 0; r < kShedReasons; ++r) {
@@ -362,7 +377,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    tunnels_active,
                                    tunnels_total,
                                    access_denied,
-                                   refused};
+                                   refused,
+                                   lookups,
+                                   pool_servers};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
   out.push_back(std::move(cache_requests));

@@ -98,6 +98,7 @@ constexpr size_t kShedReasons = 3;
 struct PoolCells {
   CounterCell split_fallbacks;  // requests a split moved off this pool
   std::array<CounterCell, kShedReasons> shed;
+  std::array<CounterCell, 2> lookups;  // DNS lookups of its `resolve` servers: ok, error
 };
 
 struct ServerCells {

@@ -63,7 +63,8 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
                                               const Runtime* previous, uint64_t generation,
                                               Metrics& metrics,
                                               const std::shared_ptr<tls::TicketKeys>& tickets,
-                                              std::vector<conf::ConfigError>& errors) {
+                                              std::vector<conf::ConfigError>& errors,
+                                              const DiscoveredAddresses* discovered) {
   auto rt = std::shared_ptr<Runtime>(new Runtime());
   rt->config_ = std::move(config);
   rt->generation_ = generation;
@@ -86,7 +87,28 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
     pr.metrics = metrics.poolCells(pool.name);
     pr.admission = admissionFor(previous, pool);
     std::vector<balancer::Member> members;
+    auto add = [&](std::shared_ptr<UpstreamServer> server, uint32_t weight) {
+      members.push_back({server.get(), weight});
+      pr.servers.push_back(std::move(server));
+    };
     for (const auto& s : pool.servers) {
+      if (s.resolve) {
+        auto found = discovered ? discovered->find(discoveredKey(pool.name, s.address.text))
+                                : DiscoveredAddresses::const_iterator();
+        if (!discovered || found == discovered->end()) continue;
+        for (const auto& addr : found->second) {
+          std::string text = addressWithPort(addr.storage);
+          auto server = findServer(previous, pool.name, text);
+          if (!server) {
+            server = std::make_shared<UpstreamServer>(pool.name, text, addr,
+                                                      metrics.serverCells(pool.name, text));
+            // A new address of a checked pool joins after its first passing check.
+            if (pool.health_check) server->healthy.store(false);
+          }
+          add(std::move(server), s.weight);
+        }
+        continue;
+      }
       auto server = findServer(previous, pool.name, s.address.text);
       if (!server) {
         SocketAddress addr;
@@ -98,8 +120,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
         server = std::make_shared<UpstreamServer>(pool.name, s.address.text, addr,
                                                   metrics.serverCells(pool.name, s.address.text));
       }
-      members.push_back({server.get(), s.weight});
-      pr.servers.push_back(std::move(server));
+      add(std::move(server), s.weight);
     }
     pr.balancer = balancer::makeBalancer(pool.balance, std::move(members));
     rt->pools_.push_back(std::move(pr));
@@ -113,8 +134,15 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
   };
   for (const auto& l : cfg.listeners) {
     ListenerRuntime lr{&l, nullptr, Router(l.routes), {}, {}};
-    // Certificates are read again on every load: a reload picks up renewed files.
-    if (l.tls) lr.tls = tls::ServerTls::build(*l.tls, tickets, cfg.path, errors);
+    // Certificates are read again on every load: a reload picks up renewed
+    // files. A DNS change rebuilds with the same configuration: they stay.
+    const ListenerRuntime* same =
+        previous && previous->config_ == rt->config_ ? previous->findListener(l.name) : nullptr;
+    if (same) {
+      lr.tls = same->tls;
+    } else if (l.tls) {
+      lr.tls = tls::ServerTls::build(*l.tls, tickets, cfg.path, errors);
+    }
     for (const auto& p : rt->pools_)
       lr.request_cells.push_back(metrics.requestCells(l.name, p.config->name));
     lr.request_cells.push_back(metrics.requestCells(l.name, ""));

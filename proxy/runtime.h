@@ -4,6 +4,7 @@
 // thread once per load and never mutated; a request keeps the Runtime it
 // started with, so a reload never shows it a half-applied change.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,13 @@ struct ListenerRuntime {
   std::vector<observe::RequestCells*> request_cells;
 };
 
+// The addresses DNS gave servers with `resolve: true`, by
+// discoveredKey(pool, server name): each is a server of the pool.
+using DiscoveredAddresses = std::map<std::string, std::vector<io::SocketAddress>>;
+inline std::string discoveredKey(const std::string& pool, const std::string& server) {
+  return pool + " " + server;
+}
+
 // Whether any server of `pool` is healthy right now.
 bool hasHealthyServer(const PoolRuntime& pool);
 
@@ -82,14 +90,18 @@ class Runtime {
  public:
   // Builds from `config`, taking over servers of `previous` whose pool and
   // address are unchanged. Null with errors when a server address cannot be
-  // resolved.
+  // resolved. Servers with `resolve` are the addresses in `discovered` (none
+  // until the first answer); with the same config as `previous` (a DNS
+  // change), its TLS contexts are kept rather than read again.
   static std::shared_ptr<const Runtime> build(std::shared_ptr<const conf::Config> config,
                                               const Runtime* previous, uint64_t generation,
                                               observe::Metrics& metrics,
                                               const std::shared_ptr<tls::TicketKeys>& tickets,
-                                              std::vector<conf::ConfigError>& errors);
+                                              std::vector<conf::ConfigError>& errors,
+                                              const DiscoveredAddresses* discovered = nullptr);
 
   const conf::Config& config() const { return *config_; }
+  const std::shared_ptr<const conf::Config>& configPtr() const { return config_; }
   uint64_t generation() const { return generation_; }
   const std::vector<PoolRuntime>& pools() const { return pools_; }
   const std::vector<ListenerRuntime>& listeners() const { return listeners_; }

@@ -232,6 +232,8 @@ int Server::run(std::shared_ptr<const proxy::Runtime> runtime, std::function<voi
   health_checker_ =
       std::make_unique<health::HealthChecker>(*dispatcher_, *prober_, health_reporter_);
   health_checker_->setServers(checkedServers(runtime_));
+  discovery_ = std::make_unique<ServiceDiscovery>(base_, metrics_, [this] { applyDiscovered(); });
+  discovery_->follow(cfg);
   workers_running_ = static_cast<int>(workers);
   for (auto& w : workers_) w->start();
   std::string listeners;
@@ -243,6 +245,7 @@ int Server::run(std::shared_ptr<const proxy::Runtime> runtime, std::function<voi
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
   for (auto& w : workers_) w->join();
   workers_.clear();
+  discovery_.reset();
   health_checker_.reset();
   log::info("crest stopped");
   return 0;
@@ -338,7 +341,7 @@ void Server::reload() {
   std::shared_ptr<const proxy::Runtime> next;
   if (errors.empty()) {
     next = proxy::Runtime::build(loaded.config, runtime_.get(), runtime_->generation() + 1,
-                                 metrics_, ticket_keys_, errors);
+                                 metrics_, ticket_keys_, errors, &discovery_->addresses());
   }
   // Listeners the new file adds are bound before anything changes: a port
   // that cannot be had fails the reload, and the old configuration stays.
@@ -385,8 +388,23 @@ void Server::reload() {
     workers_[w]->setRuntime(runtime_, added[w], removed_names, runtime_->config().shutdown_timeout);
   }
   health_checker_->setServers(checkedServers(runtime_));
+  discovery_->follow(runtime_->config());
   log::info("reload: generation " + std::to_string(runtime_->generation()) + " applied (" +
             changes + ")");
+}
+
+void Server::applyDiscovered() {
+  if (stopping_) return;
+  std::vector<conf::ConfigError> errors;
+  auto next = proxy::Runtime::build(runtime_->configPtr(), runtime_.get(), runtime_->generation(),
+                                    metrics_, ticket_keys_, errors, &discovery_->addresses());
+  if (!next) {
+    for (const auto& e : errors) log::error("resolver: " + e.format());
+    return;
+  }
+  runtime_ = next;
+  for (auto& w : workers_) w->setRuntime(runtime_, {}, {}, runtime_->config().shutdown_timeout);
+  health_checker_->setServers(checkedServers(runtime_));
 }
 
 }  // namespace crest::server

@@ -20,6 +20,7 @@
 #include "proxy/runtime.h"
 #include "proxy/runtime_status.h"
 #include "server/health_reporter.h"
+#include "server/service_discovery.h"
 #include "server/worker.h"
 
 namespace crest::server {
@@ -45,6 +46,9 @@ class Server {
   static void onWorkerExit(evutil_socket_t fd, short what, void* arg);
   static void onRotateTicketKeys(evutil_socket_t fd, short what, void* arg);
   void reload();
+  // DNS changed a pool's servers: the runtime is rebuilt on the same
+  // configuration and published as a reload would be.
+  void applyDiscovered();
   // Binds one socket per worker for `listener`, appending to out[worker];
   // false with `error` (and nothing left open) on failure, which includes
   // another process listening on the address.
@@ -80,6 +84,7 @@ class Server {
   std::shared_ptr<tls::TicketKeys> ticket_keys_ = std::make_shared<tls::TicketKeys>();
   HealthReporter health_reporter_{metrics_};
   std::unique_ptr<health::HealthChecker> health_checker_;
+  std::unique_ptr<ServiceDiscovery> discovery_;
   std::vector<event*> events_;
   event* shutdown_timer_ = nullptr;
   event* worker_exit_ = nullptr;

@@ -83,6 +83,42 @@ TEST_CASE("the full example loads with every key") {
   CHECK(routes[1].fallback->content_type == "application/json");
   CHECK(routes[2].cache->stale == Duration(60000));
   CHECK(c.findPool("web")->servers[1].address.host == "::1");
+  CHECK(c.findPool("web")->servers[2].resolve);
+  CHECK(c.resolver.nameservers[0].port == 53);
+  CHECK(c.resolver.interval == Duration(5000));
+  CHECK(c.timeouts.tunnel_idle == Duration(300000));
+  CHECK(c.limits.max_connections_per_client == 0);
+  CHECK_FALSE(c.listeners[0].proxy_protocol);
+  CHECK(c.listeners[0].trusted_proxies.size() == 2);
+  REQUIRE(routes[0].access);
+  CHECK(routes[0].access->deny[0].prefix == 24);
+  CHECK(routes[0].access->allow->size() == 2);
+}
+
+TEST_CASE("address blocks, nameservers and access lists are checked where they are written") {
+  auto r = load(std::string(kMinimal) + R"(resolver:
+  nameservers: [not-an-address]
+)");
+  std::string all = errorsOf(r);
+  CHECK(all.find("crest.yaml:11:17: resolver.nameservers[0]: expected a nameserver") !=
+        std::string::npos);
+  auto bad = load(R"(listeners:
+  - name: public
+    listen: 127.0.0.1:8080
+    trusted_proxies: [10.0.0.1/8]
+    routes:
+      - pool: web
+        access: {}
+pools:
+  web:
+    servers:
+      - address: 127.0.0.1:9000
+)");
+  std::string errors = errorsOf(bad);
+  CHECK(errors.find("listeners[0].trusted_proxies[0]: host bits are set under /8") !=
+        std::string::npos);
+  CHECK(errors.find("listeners[0].routes[0].access: access needs allow, deny or both") !=
+        std::string::npos);
 }
 
 TEST_CASE("a misspelled key is an error naming file, line, column and field") {
