@@ -109,6 +109,7 @@ struct RateLimit {
   RequestKey key;
   double tokens_per_second = 0;
   uint32_t burst = 0;
+  bool cluster = false;  // scope: cluster: one bucket in Redis for every instance
   bool operator==(const RateLimit&) const = default;
 };
 
@@ -214,6 +215,16 @@ struct Pool {
   bool operator==(const Pool&) const = default;
 };
 
+// State every crest instance shares: cluster-scope rate limits in Redis.
+struct Cluster {
+  HostPort redis;          // host and port; for a Unix socket, unix_path instead
+  std::string unix_path;   // "unix:/path" in the file
+  std::string redis_text;  // as written, for messages
+  Duration timeout = 50ms;
+  std::string key_prefix = "crest:";
+  bool operator==(const Cluster&) const = default;
+};
+
 // How names of servers with `resolve` are looked up: these nameservers, or
 // the system's resolv.conf when there are none.
 struct Resolver {
@@ -247,6 +258,7 @@ struct Config {
   std::vector<Pool> pools;  // in file order
   std::optional<Cache> cache;
   Resolver resolver;
+  std::optional<Cluster> cluster;
 
   // The listener with that name and address, or nullptr.
   const Listener* findListener(const std::string& name, const HostPort& listen) const {

@@ -60,7 +60,7 @@ class Loader {
   void readRoot(const YAML::Node& root) {
     MapReader r(errors_, root, "",
                 {"workers", "shutdown_timeout", "busy_poll", "access_log", "admin", "limits",
-                 "timeouts", "listeners", "pools", "cache", "resolver"});
+                 "timeouts", "listeners", "pools", "cache", "resolver", "cluster"});
     if (!r.isMap()) return;
     std::string workers;
     if (r.has("workers") && r.readString("workers", workers) && workers != "auto") {
@@ -80,6 +80,7 @@ class Loader {
     if (r.has("timeouts")) readGlobalTimeouts(r.get("timeouts"), r.path("timeouts"));
     if (r.has("cache")) readCache(r.get("cache"), r.path("cache"));
     if (r.has("resolver")) readResolver(r.get("resolver"), r.path("resolver"));
+    if (r.has("cluster")) readCluster(r.get("cluster"), r.path("cluster"));
     // Pools first: pool timeouts override the global ones, and routes refer to pools.
     if (r.require("pools")) readPools(r.get("pools"), r.path("pools"));
     if (r.require("listeners")) {
@@ -136,6 +137,24 @@ class Loader {
     readPositiveDuration(r, "client_idle", config_.timeouts.client_idle);
     readPositiveDuration(r, "tunnel_idle", config_.timeouts.tunnel_idle);
     readUpstreamTimeouts(r, config_.timeouts.upstream);
+  }
+
+  void readCluster(const YAML::Node& node, const std::string& path) {
+    MapReader r(errors_, node, path, {"redis", "timeout", "key_prefix"});
+    Cluster c;
+    if (r.require("redis") && r.readString("redis", c.redis_text)) {
+      if (c.redis_text.rfind("unix:", 0) == 0 && c.redis_text.size() > 5) {
+        c.unix_path = resolvePath(c.redis_text.substr(5));
+      } else if (auto hp = parseHostPort(c.redis_text)) {
+        c.redis = *hp;
+      } else {
+        errors_.add(r.get("redis").Mark(), r.path("redis"),
+                    "expected host:port or unix:/path, got " + quote(c.redis_text));
+      }
+    }
+    readPositiveDuration(r, "timeout", c.timeout);
+    r.readString("key_prefix", c.key_prefix);
+    config_.cluster = c;
   }
 
   void readResolver(const YAML::Node& node, const std::string& path) {

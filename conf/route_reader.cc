@@ -160,7 +160,7 @@ Split RouteReader::readSplit(const YAML::Node& node, const std::string& path) {
 
 RateLimit RouteReader::readRateLimit(const YAML::Node& node, const std::string& path) {
   RateLimit rl;
-  MapReader r(errors_, node, path, {"key", "rate", "burst"});
+  MapReader r(errors_, node, path, {"key", "rate", "burst", "scope"});
   rl.key = {RequestKey::Kind::ClientIp, ""};
   readRequestKey(r, "key", rl.key, false);
   std::string rate;
@@ -179,6 +179,14 @@ RateLimit RouteReader::readRateLimit(const YAML::Node& node, const std::string& 
   }
   rl.burst = std::max<uint32_t>(1, static_cast<uint32_t>(rl.tokens_per_second));
   r.readUint("burst", rl.burst, 1, 100000000);
+  std::string scope;
+  if (r.readChoice("scope", scope, {"local", "cluster"}) && scope == "cluster") {
+    rl.cluster = true;
+    if (!config_.cluster) {
+      errors_.add(r.get("scope").Mark(), r.path("scope"),
+                  "scope: cluster needs the top-level cluster section (cluster.redis)");
+    }
+  }
   return rl;
 }
 

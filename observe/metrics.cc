@@ -382,6 +382,18 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    pool_servers};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));
+  auto cluster_calls =
+      family("crest_cluster_calls_total",
+             "Cluster-scope rate-limit decisions asked of Redis, by result", MetricType::Counter);
+  const std::pair<const char*, const CounterCell*> kClusterResults[] = {
+      {"ok", &cluster_calls_.ok},
+      {"error", &cluster_calls_.error},
+      {"timeout", &cluster_calls_.timeout}};
+  for (const auto& [result, cell] : kClusterResults) {
+    cluster_calls.metric.push_back(
+        sample({{"result", result}}, load(cell->value), MetricType::Counter));
+  }
+  out.push_back(std::move(cluster_calls));
   out.push_back(std::move(cache_requests));
   out.push_back(std::move(cache_bytes));
   for (auto& f : registry_->Collect()) out.push_back(std::move(f));

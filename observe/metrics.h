@@ -147,6 +147,13 @@ class Metrics : public prometheus::Collectable {
   PoolCells* poolCells(const std::string& pool);
   // Responses of cached routes by CacheResult.
   std::array<CounterCell, kCacheResults>* cacheCells() { return &cache_results_; }
+  // crest_cluster_calls_total: cluster-scope rate-limit decisions asked of Redis.
+  struct ClusterCells {
+    CounterCell ok;
+    CounterCell error;    // Redis unreachable or failing: decided locally
+    CounterCell timeout;  // no answer within cluster.timeout: decided locally
+  };
+  ClusterCells& clusterCells() { return cluster_calls_; }
 
   // Main-thread metrics of configuration loads.
   void countReload(bool success, uint64_t generation, double unix_time);
@@ -163,6 +170,7 @@ class Metrics : public prometheus::Collectable {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerCells>> servers_;
   std::map<std::string, std::unique_ptr<PoolCells>> pools_;
   std::array<CounterCell, kCacheResults> cache_results_;
+  ClusterCells cluster_calls_;
   LiveSource live_;
 
   std::shared_ptr<prometheus::Registry> registry_;

@@ -147,6 +147,8 @@ void Exchange::runStages(Stage from) {
       [[fallthrough]];
     case Stage::RateLimit:
       if (rate_limit.onRequest(*this) != StageResult::Continue) return;
+      [[fallthrough]];
+    case Stage::ChoosePool:
       upstream.choosePool(*this);
       [[fallthrough]];
     case Stage::Cache:
@@ -306,6 +308,7 @@ void Exchange::release() {
   upstream.release();
   admission.release();
   cache.release(*this);
+  rate_limit.release();
 }
 
 std::string Exchange::responseExtras() const {

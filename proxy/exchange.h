@@ -32,7 +32,9 @@ class Waiter;
 
 class Exchange final : public UpstreamConnection::Handler {
  public:
-  enum class Stage { Access, RateLimit, Cache, Admission, Upstream };
+  // Where the walk starts or resumes; ChoosePool is the step between the
+  // rate limit and the cache, where a decision from Redis resumes it.
+  enum class Stage { Access, RateLimit, ChoosePool, Cache, Admission, Upstream };
 
   explicit Exchange(http::ParserLimits request_limits);
   ~Exchange() override;
@@ -58,7 +60,7 @@ class Exchange final : public UpstreamConnection::Handler {
   void runStages(Stage from);
 
   // A stage waits for something another request or worker ends.
-  bool waiting() const { return admission.waiting() || cache.waiting(); }
+  bool waiting() const { return rate_limit.waiting() || admission.waiting() || cache.waiting(); }
   // Waiter news, on this exchange's thread.
   void onAdmissionDecided(const Waiter& waiter, limits::AdmissionTicket::State state);
   void onFillDone(const Waiter& waiter);
@@ -101,6 +103,7 @@ class Exchange final : public UpstreamConnection::Handler {
   const ClientAddress& clientAddress() const { return *client_address_; }
   ExchangeContext& context() { return *context_; }
   const Runtime& runtime() const { return *runtime_; }
+  const ListenerRuntime* listener() const { return listener_; }
   const http::MessageHead& request() const { return request_parser.head(); }
 
   http::Http1Parser request_parser;

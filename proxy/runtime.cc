@@ -71,6 +71,9 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
   const conf::Config& cfg = *rt->config_;
   size_t errors_before = errors.size();
   rt->cache_results_ = metrics.cacheCells();
+  rt->cluster_calls_ = &metrics.clusterCells();
+  rt->cluster_status_ =
+      previous != nullptr ? previous->cluster_status_ : std::make_shared<ClusterStatus>();
   if (cfg.cache) {
     if (previous != nullptr && previous->cache_ &&
         previous->cache_->maxBytes() == cfg.cache->max_size) {

@@ -18,6 +18,7 @@
 #include "limits/admission_queue.h"
 #include "limits/rate_limiter.h"
 #include "observe/metrics.h"
+#include "proxy/cluster_client.h"
 #include "proxy/router.h"
 #include "tls/tls_context.h"
 
@@ -113,6 +114,9 @@ class Runtime {
   std::array<observe::CounterCell, observe::kCacheResults>* cacheResults() const {
     return cache_results_;
   }
+  // What the workers' Redis clients share and count into (cluster-scope rate limits).
+  ClusterStatus& clusterStatus() const { return *cluster_status_; }
+  observe::Metrics::ClusterCells& clusterCalls() const { return *cluster_calls_; }
 
  private:
   std::shared_ptr<const conf::Config> config_;
@@ -121,6 +125,8 @@ class Runtime {
   std::vector<ListenerRuntime> listeners_;
   std::shared_ptr<cache::ResponseCache> cache_;
   std::array<observe::CounterCell, observe::kCacheResults>* cache_results_ = nullptr;
+  std::shared_ptr<ClusterStatus> cluster_status_;  // kept across reloads
+  observe::Metrics::ClusterCells* cluster_calls_ = nullptr;
 };
 
 }  // namespace crest::proxy

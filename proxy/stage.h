@@ -17,6 +17,7 @@ namespace crest::proxy {
 
 struct UpstreamServer;
 class UpstreamConnection;
+class ClusterClient;
 
 // How a stage ends its turn on a request.
 enum class StageResult {
@@ -53,6 +54,9 @@ class ExchangeContext {
                         std::chrono::milliseconds idle_timeout) = 0;
   // Where small reads land before they are parsed.
   virtual io::ReadScratch& readScratch() = 0;
+  // The connection to cluster.redis, for cluster-scope rate limits; null
+  // without a cluster section.
+  virtual ClusterClient* cluster() = 0;
 };
 
 }  // namespace crest::proxy

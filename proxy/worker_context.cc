@@ -17,6 +17,7 @@ WorkerContext::WorkerContext(std::shared_ptr<const Runtime> runtime, int access_
     access_log_ = std::make_unique<observe::AccessLogWriter>(loop_.base(), access_log_fd);
   tasks_event_ = event_new(loop_.base(), -1, EV_PERSIST, &WorkerContext::onTasks, this);
   event_add(tasks_event_, nullptr);
+  cluster();  // before the loop runs: nothing else uses it yet
 }
 
 WorkerContext::~WorkerContext() {
@@ -25,9 +26,23 @@ WorkerContext::~WorkerContext() {
     budget_.give();
   }
   connections_.clear();
+  cluster_.reset();
   upstream_pool_.clear();
   access_log_.reset();
   event_free(tasks_event_);
+}
+
+ClusterClient* WorkerContext::cluster() {
+  const auto& wanted = runtime_->config().cluster;
+  if (!wanted) {
+    cluster_.reset();
+    return nullptr;
+  }
+  if (!cluster_ || !(cluster_->config() == *wanted)) {
+    cluster_ = std::make_unique<ClusterClient>(loop_.base(), *wanted, runtime_->clusterStatus(),
+                                               runtime_->clusterCalls());
+  }
+  return cluster_.get();
 }
 
 void WorkerContext::post(std::function<void()> task) {

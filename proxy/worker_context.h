@@ -23,6 +23,7 @@
 #include "io/spare_list.h"
 #include "limits/client_connections.h"
 #include "observe/access_log.h"
+#include "proxy/cluster_client.h"
 #include "proxy/exchange.h"
 #include "proxy/runtime.h"
 #include "proxy/stage.h"
@@ -82,7 +83,12 @@ class WorkerContext final : public ExchangeContext {
   }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   // For requests that start from now on.
-  void setRuntime(std::shared_ptr<const Runtime> runtime) { runtime_ = std::move(runtime); }
+  // Also connects to (or leaves) cluster.redis as the configuration says,
+  // so that the first request finds the connection made.
+  void setRuntime(std::shared_ptr<const Runtime> runtime) {
+    runtime_ = std::move(runtime);
+    cluster();
+  }
 
   // Takes in an accepted connection: it belongs to this worker until closed.
   void adopt(DownstreamConnection* conn);
@@ -114,6 +120,8 @@ class WorkerContext final : public ExchangeContext {
   uint64_t random() override { return random_(); }
   // Null when access logging is off.
   observe::AccessLogWriter* accessLog() override { return access_log_.get(); }
+  // Made with the runtime, and again when a reload changes the cluster section.
+  ClusterClient* cluster() override;
 
   // A connection was served an event: the busy poll's window starts again.
   void noteActivity() { ++activity_; }
@@ -136,6 +144,7 @@ class WorkerContext final : public ExchangeContext {
   ConnectionBudget& budget_;
   std::mt19937_64 random_;
   std::unique_ptr<observe::AccessLogWriter> access_log_;
+  std::unique_ptr<ClusterClient> cluster_;
   // Enough for the requests that start and end within one loop pass.
   io::SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
   io::SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange

@@ -408,3 +408,32 @@ TEST_CASE("queue.reserved_high must be a whole number below max_active_requests"
   REQUIRE(negative.errors.size() == 1);
   CHECK(negative.errors[0].message == "expected a whole number from 0 to 1000000, got \"-1\"");
 }
+
+TEST_CASE("scope: cluster needs the cluster section, which names a Redis server") {
+  const std::string routes = R"(listeners:
+  - name: public
+    listen: 127.0.0.1:8080
+    routes:
+      - pool: web
+        rate_limit: {rate: 10/s, scope: cluster}
+pools:
+  web:
+    servers:
+      - address: 127.0.0.1:9000
+)";
+  auto r = load(routes);
+  CHECK(errorsOf(r).find("rate_limit.scope: scope: cluster needs the top-level cluster section") !=
+        std::string::npos);
+  auto ok = load("cluster: {redis: 127.0.0.1:6379, timeout: 20ms}\n" + routes);
+  INFO(errorsOf(ok));
+  REQUIRE(ok.config);
+  CHECK(ok.config->cluster->redis.port == 6379);
+  CHECK(ok.config->cluster->timeout == Duration(20));
+  CHECK(ok.config->cluster->key_prefix == "crest:");
+  CHECK(ok.config->listeners[0].routes[0].rate_limit->cluster);
+  auto unix_socket = load("cluster: {redis: \"unix:/run/redis.sock\"}\n" + routes);
+  REQUIRE(unix_socket.config);
+  CHECK(unix_socket.config->cluster->unix_path == "/run/redis.sock");
+  auto bad = load("cluster: {redis: \"not an address\"}\n" + routes);
+  CHECK(errorsOf(bad).find("cluster.redis: expected host:port or unix:/path") != std::string::npos);
+}

@@ -46,6 +46,7 @@ class FakeContext final : public ExchangeContext {
   }
   void keepIdle(std::unique_ptr<UpstreamConnection>, std::chrono::milliseconds) override {}
   io::ReadScratch& readScratch() override { return scratch_; }
+  ClusterClient* cluster() override { return nullptr; }
 
   void runTasks() {
     auto now_due = std::move(tasks);
