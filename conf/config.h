@@ -120,6 +120,25 @@ struct Fallback {
   bool operator==(const Fallback&) const = default;
 };
 
+// Faults injected on purpose into a share of a route's requests (rehearsals).
+struct Fault {
+  Duration delay = 0s;
+  double delay_percent = 0;  // 0-100
+  int abort_status = 503;
+  double abort_percent = 0;  // 0-100
+  std::string header;        // lower-case; "" = every request is eligible
+  bool operator==(const Fault&) const = default;
+};
+
+// A copy of a share of a route's requests sent to another pool; its
+// answer is read and dropped.
+struct Mirror {
+  std::string pool;
+  double percent = 100;        // 0-100
+  uint64_t max_body = 64 * 1024;  // requests with bigger bodies are not mirrored
+  bool operator==(const Mirror&) const = default;
+};
+
 struct RouteCache {
   Duration ttl = 0s;
   Duration stale = 0s;
@@ -143,6 +162,8 @@ struct Route {
   std::optional<Fallback> fallback;
   std::optional<RouteCache> cache;
   std::optional<Access> access;
+  std::optional<Fault> fault;
+  std::optional<Mirror> mirror;
   bool operator==(const Route&) const = default;
 };
 

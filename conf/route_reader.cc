@@ -1,6 +1,7 @@
 #include "conf/route_reader.h"
 
 #include <charconv>
+#include <cstdlib>
 
 namespace crest::conf {
 
@@ -60,8 +61,10 @@ void RouteReader::checkPoolExists(const YAML::Node& node, const std::string& pat
 
 Route RouteReader::read(const YAML::Node& node, const std::string& path) {
   Route route;
-  MapReader r(errors_, node, path,
-              {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache", "access"});
+  MapReader r(
+      errors_, node, path,
+      {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache", "access", "fault",
+       "mirror"});
   if (!r.isMap()) return route;
   if (r.has("match")) readMatch(r.get("match"), r.path("match"), route.match);
   if (r.has("pool") == r.has("split")) {
@@ -78,6 +81,16 @@ Route RouteReader::read(const YAML::Node& node, const std::string& path) {
   if (r.has("rate_limit"))
     route.rate_limit = readRateLimit(r.get("rate_limit"), r.path("rate_limit"));
   if (r.has("fallback")) route.fallback = readFallback(r.get("fallback"), r.path("fallback"));
+  if (r.has("fault")) route.fault = readFault(r.get("fault"), r.path("fault"));
+  if (r.has("mirror")) {
+    MapReader m(errors_, r.get("mirror"), r.path("mirror"), {"pool", "percent", "max_body"});
+    Mirror mirror;
+    if (m.require("pool") && m.readString("pool", mirror.pool))
+      checkPoolExists(m.get("pool"), m.path("pool"), mirror.pool);
+    readPercent(m, "percent", mirror.percent);
+    m.readSize("max_body", mirror.max_body);
+    route.mirror = std::move(mirror);
+  }
   if (r.has("access")) {
     MapReader a(errors_, r.get("access"), r.path("access"), {"allow", "deny"});
     Access access;
@@ -188,6 +201,36 @@ RateLimit RouteReader::readRateLimit(const YAML::Node& node, const std::string& 
     }
   }
   return rl;
+}
+
+void RouteReader::readPercent(const MapReader& r, const char* key, double& out) {
+  std::string text;
+  if (!r.readString(key, text)) return;
+  char* end = nullptr;
+  out = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(out >= 0 && out <= 100))
+    errors_.add(r.get(key).Mark(), r.path(key),
+                "expected a percentage from 0 to 100 (fractions allowed), got " + quote(text));
+}
+
+Fault RouteReader::readFault(const YAML::Node& node, const std::string& path) {
+  Fault f;
+  MapReader r(errors_, node, path,
+              {"delay", "delay_percent", "abort_status", "abort_percent", "header"});
+  r.readDuration("delay", f.delay);
+  readPercent(r, "delay_percent", f.delay_percent);
+  readPercent(r, "abort_percent", f.abort_percent);
+  uint32_t status = 503;
+  r.readUint("abort_status", status, 200, 599);
+  f.abort_status = static_cast<int>(status);
+  if (r.readString("header", f.header)) {
+    if (!validToken(f.header))
+      errors_.add(r.get("header").Mark(), r.path("header"), "expected a header name");
+    f.header = lower(f.header);
+  }
+  if (f.delay_percent > 0 && f.delay.count() == 0)
+    errors_.add(node.Mark(), path, "delay_percent needs a delay greater than 0");
+  return f;
 }
 
 Fallback RouteReader::readFallback(const YAML::Node& node, const std::string& path) {

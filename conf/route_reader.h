@@ -23,6 +23,9 @@ class RouteReader {
   Split readSplit(const YAML::Node& node, const std::string& path);
   RateLimit readRateLimit(const YAML::Node& node, const std::string& path);
   Fallback readFallback(const YAML::Node& node, const std::string& path);
+  Fault readFault(const YAML::Node& node, const std::string& path);
+  // 0-100, fractions allowed.
+  void readPercent(const MapReader& r, const char* key, double& out);
 
   ErrorList& errors_;
   const Config& config_;

@@ -261,11 +261,21 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto lookups = family("crest_resolver_lookups_total",
                         "DNS lookups of the pool's servers with resolve: true, by result",
                         MetricType::Counter);
+  auto mirrors = family("crest_mirror_requests_total",
+                        "Copies of requests mirrored to the pool, by result", MetricType::Counter);
   auto pool_servers =
       family("crest_pool_servers", "Servers in the pool now (resolved ones each counted)",
              MetricType::Gauge);
   for (const auto& [pool, cells] : pools_) {
     if (poolOf(pool) == nullptr && !anyCounted(cells->split_fallbacks, cells->shed)) continue;
+    const std::pair<const char*, const CounterCell*> kMirrorResults[] = {
+        {"sent", &cells->mirror_sent},
+        {"skipped", &cells->mirror_skipped},
+        {"error", &cells->mirror_error}};
+    for (const auto& [result, cell] : kMirrorResults) {
+      mirrors.metric.push_back(
+          sample({{"pool", pool}, {"result", result}}, load(cell->value), MetricType::Counter));
+    }
     const char* kLookupResults[] = {"ok", "error"};
     for (size_t r = 0; r < 2; ++r) {
       lookups.metric.push_back(sample({{"pool", pool}, {"result", kLookupResults[r]}},
@@ -300,6 +310,9 @@ std::vector<MetricFamily> Metrics::Collect() const {
                         "GOAWAY frames sent to HTTP/2 clients, by reason", MetricType::Counter);
   auto access_denied =
       family("crest_access_denied_total", "Requests refused with 403 by a route's access lists",
+             MetricType::Counter);
+  auto faults =
+      family("crest_faults_total", "Requests a route's fault delayed or aborted on purpose",
              MetricType::Counter);
   auto refused = family("crest_connections_refused_total",
                         "Client connections closed at once, by reason", MetricType::Counter);
@@ -344,6 +357,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
         sample({{"listener", listener}}, load(cells->tunnels_total.value), MetricType::Counter));
     access_denied.metric.push_back(
         sample({{"listener", listener}}, load(cells->access_denied.value), MetricType::Counter));
+    faults.metric.push_back(sample({{"listener", listener}, {"kind", "delay"}},
+                                   load(cells->faults_delay.value), MetricType::Counter));
+    faults.metric.push_back(sample({{"listener", listener}, {"kind", "abort"}},
+                                   load(cells->faults_abort.value), MetricType::Counter));
     const std::pair<const char*, const CounterCell*> kRefusals[] = {
         {"per_client", &cells->refused_per_client},
         {"max_connections", &cells->connections_rejected},
@@ -377,8 +394,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
                                    tunnels_active,
                                    tunnels_total,
                                    access_denied,
+                                   faults,
                                    refused,
                                    lookups,
+                                   mirrors,
                                    pool_servers};
   cache_bytes.metric.push_back(
       sample({}, static_cast<double>(live.cache_bytes), MetricType::Gauge));

@@ -88,6 +88,8 @@ struct ListenerCells {
   CounterCell access_denied;           // requests a route's access lists refused (403)
   CounterCell refused_per_client;      // connections over limits.max_connections_per_client
   CounterCell refused_proxy_protocol;  // connections without a valid PROXY protocol header
+  CounterCell faults_delay;            // requests a route's fault delayed
+  CounterCell faults_abort;            // requests a route's fault answered itself
 };
 
 // Why a request was shed instead of reaching its pool (crest_shed_requests_total's reason).
@@ -99,6 +101,10 @@ struct PoolCells {
   CounterCell split_fallbacks;  // requests a split moved off this pool
   std::array<CounterCell, kShedReasons> shed;
   std::array<CounterCell, 2> lookups;  // DNS lookups of its `resolve` servers: ok, error
+  // Copies of other routes' requests mirrored to this pool.
+  CounterCell mirror_sent;     // sent and answered
+  CounterCell mirror_skipped;  // chosen, but the body was over max_body or not read whole
+  CounterCell mirror_error;    // no server, or the copy failed (connect, timeout, reset)
 };
 
 struct ServerCells {

@@ -123,7 +123,7 @@ void DownstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
     self->exchange_->answer(
         LocalCause::HeadTimeout,
         "the request head did not arrive within " + conf::formatDuration(timeouts.client_header));
-  } else if (self->exchange_ && self->exchange_->admission.waiting()) {
+  } else if (self->exchange_ && self->exchange_->timedWait()) {
     self->exchange_->onWaitTimeout();
   } else if (self->phase_ == Phase::Http2 && self->h2_->waitingOnServers()) {
     self->timer_.setIn(timeouts.client_idle);

@@ -52,6 +52,7 @@ void Exchange::bind(ExchangeClient& client, const ClientInfo& info, ExchangeCont
 
 void Exchange::reset() {
   rate_limit.reset();
+  fault.reset();
   cache.reset();
   upstream.reset();  // admission's release leaves it as new
   request_body = BodyEncoder();
@@ -151,6 +152,9 @@ void Exchange::runStages(Stage from) {
     case Stage::ChoosePool:
       upstream.choosePool(*this);
       [[fallthrough]];
+    case Stage::Fault:
+      if (fault.onRequest(*this) != StageResult::Continue) return;
+      [[fallthrough]];
     case Stage::Cache:
       if (cache.onRequest(*this) != StageResult::Continue) return;
       [[fallthrough]];
@@ -176,7 +180,11 @@ void Exchange::onFillDone(const Waiter& waiter) {
 }
 
 void Exchange::onWaitTimeout() {
-  admission.onWaitTimeout(*this);
+  if (fault.delaying()) {
+    fault.onDelayOver(*this);
+  } else {
+    admission.onWaitTimeout(*this);
+  }
 }
 
 void Exchange::onUpstreamEvent() {
@@ -255,6 +263,7 @@ void Exchange::answered(int status, uint64_t body_bytes) {
 
 void Exchange::complete() {
   record();
+  mirror.release(*this);  // before the client readies the exchange for its next request
   client_->exchangeDone();
 }
 
@@ -309,6 +318,7 @@ void Exchange::release() {
   admission.release();
   cache.release(*this);
   rate_limit.release();
+  mirror.release(*this);
 }
 
 std::string Exchange::responseExtras() const {

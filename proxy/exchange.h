@@ -19,7 +19,9 @@
 #include "proxy/admission_stage.h"
 #include "proxy/cache_stage.h"
 #include "proxy/exchange_client.h"
+#include "proxy/fault_stage.h"
 #include "proxy/local_answer.h"
+#include "proxy/mirror_stage.h"
 #include "proxy/rate_limit_stage.h"
 #include "proxy/runtime.h"
 #include "proxy/stage.h"
@@ -34,7 +36,7 @@ class Exchange final : public UpstreamConnection::Handler {
  public:
   // Where the walk starts or resumes; ChoosePool is the step between the
   // rate limit and the cache, where a decision from Redis resumes it.
-  enum class Stage { Access, RateLimit, ChoosePool, Cache, Admission, Upstream };
+  enum class Stage { Access, RateLimit, ChoosePool, Fault, Cache, Admission, Upstream };
 
   explicit Exchange(http::ParserLimits request_limits);
   ~Exchange() override;
@@ -60,7 +62,11 @@ class Exchange final : public UpstreamConnection::Handler {
   void runStages(Stage from);
 
   // A stage waits for something another request or worker ends.
-  bool waiting() const { return rate_limit.waiting() || admission.waiting() || cache.waiting(); }
+  bool waiting() const {
+    return rate_limit.waiting() || fault.delaying() || admission.waiting() || cache.waiting();
+  }
+  // A stage waits on the client's wait timer (waitFor): onWaitTimeout when it expires.
+  bool timedWait() const { return fault.delaying() || admission.waiting(); }
   // Waiter news, on this exchange's thread.
   void onAdmissionDecided(const Waiter& waiter, limits::AdmissionTicket::State state);
   void onFillDone(const Waiter& waiter);
@@ -131,8 +137,10 @@ class Exchange final : public UpstreamConnection::Handler {
   // The stages, in their order.
   AccessStage access;
   RateLimitStage rate_limit;
+  FaultStage fault;
   CacheStage cache;
   AdmissionStage admission;
+  MirrorStage mirror;
   UpstreamStage upstream;
 
  private:

@@ -324,7 +324,7 @@ void Http2Stream::waitOver() {
 
 void Http2Stream::onWaitTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Http2Stream*>(arg);
-  if (!self->wait_timer_->expired() || !self->exchange_->admission.waiting()) return;
+  if (!self->wait_timer_->expired() || !self->exchange_->timedWait()) return;
   self->exchange_->onWaitTimeout();
   self->wake();
 }

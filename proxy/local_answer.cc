@@ -7,7 +7,7 @@ namespace crest::proxy {
 
 namespace {
 
-constexpr std::array<LocalCauseInfo, 19> kCauses = {{
+constexpr std::array<LocalCauseInfo, 20> kCauses = {{
     {0, false, false, "-"},
     {400, true, false, "bad_request"},
     {414, true, false, "uri_too_long"},
@@ -27,8 +27,9 @@ constexpr std::array<LocalCauseInfo, 19> kCauses = {{
     {0, false, false, "client_closed"},
     {0, false, false, "tunnel_idle"},
     {403, false, false, "access_denied"},
+    {503, false, false, "fault_injected"},
 }};
-static_assert(kCauses.size() == static_cast<size_t>(LocalCause::AccessDenied) + 1);
+static_assert(kCauses.size() == static_cast<size_t>(LocalCause::FaultInjected) + 1);
 
 }  // namespace
 

@@ -30,6 +30,7 @@ enum class LocalCause : uint8_t {
   ClientClosed,     // the client went away before its response was sent
   TunnelIdle,       // a WebSocket tunnel moved no byte within timeouts.tunnel_idle
   AccessDenied,     // the route's access lists refused the client
+  FaultInjected,    // the route's fault aborted it on purpose (abort_status)
 };
 
 struct LocalCauseInfo {

@@ -167,6 +167,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const conf::Config
       } else {
         target.pool = poolNamed(route.pool);
       }
+      if (route.mirror) target.mirror_pool = poolNamed(route.mirror->pool);
       lr.routes.push_back(std::move(target));
     }
     rt->listeners_.push_back(std::move(lr));

@@ -65,6 +65,7 @@ struct RouteTarget {
   // and limit stay, so a reload does not hand every client a full bucket.
   std::shared_ptr<limits::RateLimiter> rate_limiter;
   limits::Priority priority = limits::Priority::Normal;
+  const PoolRuntime* mirror_pool = nullptr;  // the route's mirror's
 };
 
 struct ListenerRuntime {

@@ -12,6 +12,7 @@
 #include "conf/config.h"
 #include "io/socket_io.h"
 #include "observe/access_log.h"
+#include "observe/metrics.h"
 
 namespace crest::proxy {
 
@@ -57,6 +58,11 @@ class ExchangeContext {
   // The connection to cluster.redis, for cluster-scope rate limits; null
   // without a cluster section.
   virtual ClusterClient* cluster() = 0;
+  // Sends `request` (head and body) to `server` of a mirror pool and drops
+  // its answer, on its own: nothing waits for it (MirrorCopy).
+  virtual void mirror(std::shared_ptr<UpstreamServer> server,
+                      const conf::UpstreamTimeouts& timeouts, std::string request,
+                      observe::PoolCells* cells) = 0;
 };
 
 }  // namespace crest::proxy

@@ -64,6 +64,7 @@ StageResult UpstreamStage::onRequest(Exchange& exchange) {
   if (head.expect_continue && head.framing != Framing::None) exchange.client().sendContinue();
   writeRequestHead(exchange);
   exchange.request_body = BodyEncoder(exchange.request_out, head.framing == Framing::Chunked);
+  exchange.mirror.onRequest(exchange);  // as the request leaves, before anything can answer it
   dispatch(exchange);
   return StageResult::Waiting;  // for the server
 }

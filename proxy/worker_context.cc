@@ -26,6 +26,7 @@ WorkerContext::~WorkerContext() {
     budget_.give();
   }
   connections_.clear();
+  mirrors_.clear();
   cluster_.reset();
   upstream_pool_.clear();
   access_log_.reset();
@@ -43,6 +44,19 @@ ClusterClient* WorkerContext::cluster() {
                                                runtime_->clusterCalls());
   }
   return cluster_.get();
+}
+
+void WorkerContext::mirror(std::shared_ptr<UpstreamServer> server,
+                           const conf::UpstreamTimeouts& timeouts, std::string request,
+                           observe::PoolCells* cells) {
+  auto copy = std::make_unique<MirrorCopy>(
+      *this, std::move(server), timeouts, std::move(request), cells, [this](MirrorCopy* done) {
+        // Deleted on the next loop turn: this runs inside the copy's own callbacks.
+        post([this, done] { mirrors_.erase(done); });
+      });
+  MirrorCopy* started = copy.get();
+  mirrors_.emplace(started, std::move(copy));
+  started->start();
 }
 
 void WorkerContext::post(std::function<void()> task) {

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "observe/access_log.h"
 #include "proxy/cluster_client.h"
 #include "proxy/exchange.h"
+#include "proxy/mirror_copy.h"
 #include "proxy/runtime.h"
 #include "proxy/stage.h"
 #include "proxy/upstream_pool.h"
@@ -122,6 +124,8 @@ class WorkerContext final : public ExchangeContext {
   observe::AccessLogWriter* accessLog() override { return access_log_.get(); }
   // Made with the runtime, and again when a reload changes the cluster section.
   ClusterClient* cluster() override;
+  void mirror(std::shared_ptr<UpstreamServer> server, const conf::UpstreamTimeouts& timeouts,
+              std::string request, observe::PoolCells* cells) override;
 
   // A connection was served an event: the busy poll's window starts again.
   void noteActivity() { ++activity_; }
@@ -145,6 +149,8 @@ class WorkerContext final : public ExchangeContext {
   std::mt19937_64 random_;
   std::unique_ptr<observe::AccessLogWriter> access_log_;
   std::unique_ptr<ClusterClient> cluster_;
+  // Copies on their way to mirror pools; the worker ends what is left.
+  std::unordered_map<MirrorCopy*, std::unique_ptr<MirrorCopy>> mirrors_;
   // Enough for the requests that start and end within one loop pass.
   io::SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
   io::SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange

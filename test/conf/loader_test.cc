@@ -81,6 +81,11 @@ TEST_CASE("the full example loads with every key") {
   CHECK(routes[1].split->pools[1].weight == 5);
   CHECK(routes[1].rate_limit->tokens_per_second == 100);
   CHECK(routes[1].fallback->content_type == "application/json");
+  CHECK(routes[1].fault->delay_percent == 0.5);
+  CHECK(routes[1].fault->header == "x-crest-fault");
+  CHECK(routes[1].mirror->pool == "api-canary");
+  CHECK(routes[1].mirror->max_body == 64u << 10);
+  CHECK(c.cluster->timeout == Duration(50));
   CHECK(routes[2].cache->stale == Duration(60000));
   CHECK(c.findPool("web")->servers[1].address.host == "::1");
   CHECK(c.findPool("web")->servers[2].resolve);

@@ -47,6 +47,11 @@ class FakeContext final : public ExchangeContext {
   void keepIdle(std::unique_ptr<UpstreamConnection>, std::chrono::milliseconds) override {}
   io::ReadScratch& readScratch() override { return scratch_; }
   ClusterClient* cluster() override { return nullptr; }
+  void mirror(std::shared_ptr<UpstreamServer> server, const conf::UpstreamTimeouts&,
+              std::string request, observe::PoolCells*) override {
+    mirrors.push_back({server->address, std::move(request)});
+  }
+  std::vector<std::pair<std::string, std::string>> mirrors;  // server, request
 
   void runTasks() {
     auto now_due = std::move(tasks);

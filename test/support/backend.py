@@ -24,7 +24,9 @@ Names itself in the X-Backend response header. Paths:
                     ?refuse=CODE answers the handshake with CODE instead; ?close-mid=1
                     switches, sends 10 bytes of a 1000-byte message, and closes
   /healthz          200, or 500 while the file named by --fail-file exists
-Every request line is appended to --log FILE when given (tests count what reached the backend).
+Every request line is appended to --log FILE when given (tests count what reached the backend);
+a request carrying X-Crest-Mirror adds a line "MIRROR METHOD PATH body=LENGTH". --delay MS
+answers every request MS milliseconds late.
 """
 import argparse
 import json
@@ -50,9 +52,12 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _log(self):
+        self._log_line(f"{self.command} {self.path}")
+
+    def _log_line(self, line):
         if self.server.log_path:
             with self.server.log_lock, open(self.server.log_path, "a") as f:
-                f.write(f"{self.command} {self.path}\n")
+                f.write(line + "\n")
 
     def _send(self, status, body, headers=None, close=False):
         self.send_response(status)
@@ -91,6 +96,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._log()
         body = self._read_body()
+        if self.headers.get("X-Crest-Mirror"):
+            self._log_line(f"MIRROR {self.command} {self.path} body={len(body)}")
+        if self.server.delay:
+            time.sleep(self.server.delay / 1000.0)
         path = self.path.split("?")[0]
         parts = path.strip("/").split("/")
         if path.endswith("/echo"):
@@ -244,6 +253,7 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--fail-file")
     ap.add_argument("--idle-timeout", type=float, help="close keep-alive connections idle this long (s)")
+    ap.add_argument("--delay", type=int, default=0, help="answer every request this many ms late")
     args = ap.parse_args()
     if args.idle_timeout:
         Handler.timeout = args.idle_timeout
@@ -254,6 +264,7 @@ def main():
     server.in_flight = 0
     server.page_counts = {}
     server.fail_file = args.fail_file
+    server.delay = args.delay
     print(f"backend {args.name} listening on {args.host}:{args.port}", flush=True)
     try:
         server.serve_forever()
