@@ -4,6 +4,7 @@ ships every library the binary needs. (No container engine or API server
 runs where the tests do: docs/scale-out.md says how the rest was checked.)"""
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -74,6 +75,21 @@ class DeployTest(unittest.TestCase):
         self.assertGreater(pod["terminationGracePeriodSeconds"], pre_stop + seconds(config["shutdown_timeout"]))
         self.assertEqual(self.kind("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"], "crest")
         self.assertEqual(self.kind("Service", "app-backends")["spec"]["clusterIP"], "None")
+
+    def test_the_dashboard_and_alerts_use_only_metrics_crest_exports(self):
+        with open(os.path.join(ROOT, "observe", "metrics.cc")) as f:
+            source = f.read()
+        exported = set(re.findall(r'"(crest_[a-z_]+)"', source))
+        with open(os.path.join(DEPLOY, "grafana", "crest.json")) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        self.assertEqual(len(exprs), 14)
+        with open(os.path.join(DEPLOY, "prometheus", "alerts.yml")) as f:
+            rules = yaml.safe_load(f)["groups"][0]["rules"]
+        exprs += [r["expr"] for r in rules]
+        used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"crest_[a-z_]+", e)}
+        self.assertEqual(used - exported, set())
+        self.assertLessEqual({"listener", "pool"}, {v["name"] for v in dashboard["templating"]["list"]})
 
     @unittest.skipUnless(shutil.which("ldd") and shutil.which("dpkg"), "needs ldd and dpkg")
     def test_the_image_installs_every_library_the_binary_links(self):
