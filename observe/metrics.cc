@@ -32,6 +32,20 @@ ClientMetric sample(std::vector<ClientMetric::Label> labels, double value, Metri
   return m;
 }
 
+// One counter sample per (value, cell): labelled `fixed` (a name and value,
+// or none) plus `name`=value.
+void addCounters(MetricFamily& family, std::pair<std::string, std::string> fixed, const char* name,
+                 std::initializer_list<std::pair<const char*, const CounterCell*>> cells) {
+  for (const auto& [value, cell] : cells) {
+    std::vector<ClientMetric::Label> labels;
+    if (!fixed.first.empty()) labels.push_back({fixed.first, fixed.second});
+    labels.push_back({name, value});
+    family.metric.push_back(sample(std::move(labels),
+                                   static_cast<double>(cell->value.load(std::memory_order_relaxed)),
+                                   MetricType::Counter));
+  }
+}
+
 // Whether any of the cells has counted something: the series of a listener,
 // pool or server a reload removed are exported only then.
 bool anyCounted(const CounterCell& cell) {
@@ -268,19 +282,12 @@ std::vector<MetricFamily> Metrics::Collect() const {
              MetricType::Gauge);
   for (const auto& [pool, cells] : pools_) {
     if (poolOf(pool) == nullptr && !anyCounted(cells->split_fallbacks, cells->shed)) continue;
-    const std::pair<const char*, const CounterCell*> kMirrorResults[] = {
-        {"sent", &cells->mirror_sent},
-        {"skipped", &cells->mirror_skipped},
-        {"error", &cells->mirror_error}};
-    for (const auto& [result, cell] : kMirrorResults) {
-      mirrors.metric.push_back(
-          sample({{"pool", pool}, {"result", result}}, load(cell->value), MetricType::Counter));
-    }
-    const char* kLookupResults[] = {"ok", "error"};
-    for (size_t r = 0; r < 2; ++r) {
-      lookups.metric.push_back(sample({{"pool", pool}, {"result", kLookupResults[r]}},
-                                      load(cells->lookups[r].value), MetricType::Counter));
-    }
+    addCounters(mirrors, {"pool", pool}, "result",
+                {{"sent", &cells->mirror_sent},
+                 {"skipped", &cells->mirror_skipped},
+                 {"error", &cells->mirror_error}});
+    addCounters(lookups, {"pool", pool}, "result",
+                {{"ok", &cells->lookups[0]}, {"error", &cells->lookups[1]}});
     if (const LivePool* live_pool = poolOf(pool)) {
       pool_servers.metric.push_back(sample(
           {{"pool", pool}}, static_cast<double>(live_pool->servers.size()), MetricType::Gauge));
@@ -357,18 +364,12 @@ std::vector<MetricFamily> Metrics::Collect() const {
         sample({{"listener", listener}}, load(cells->tunnels_total.value), MetricType::Counter));
     access_denied.metric.push_back(
         sample({{"listener", listener}}, load(cells->access_denied.value), MetricType::Counter));
-    faults.metric.push_back(sample({{"listener", listener}, {"kind", "delay"}},
-                                   load(cells->faults_delay.value), MetricType::Counter));
-    faults.metric.push_back(sample({{"listener", listener}, {"kind", "abort"}},
-                                   load(cells->faults_abort.value), MetricType::Counter));
-    const std::pair<const char*, const CounterCell*> kRefusals[] = {
-        {"per_client", &cells->refused_per_client},
-        {"max_connections", &cells->connections_rejected},
-        {"proxy_protocol", &cells->refused_proxy_protocol}};
-    for (const auto& [reason, cell] : kRefusals) {
-      refused.metric.push_back(sample({{"listener", listener}, {"reason", reason}},
-                                      load(cell->value), MetricType::Counter));
-    }
+    addCounters(faults, {"listener", listener}, "kind",
+                {{"delay", &cells->faults_delay}, {"abort", &cells->faults_abort}});
+    addCounters(refused, {"listener", listener}, "reason",
+                {{"per_client", &cells->refused_per_client},
+                 {"max_connections", &cells->connections_rejected},
+                 {"proxy_protocol", &cells->refused_proxy_protocol}});
   }
 
   std::vector<MetricFamily> out = {requests,
@@ -404,14 +405,10 @@ std::vector<MetricFamily> Metrics::Collect() const {
   auto cluster_calls =
       family("crest_cluster_calls_total",
              "Cluster-scope rate-limit decisions asked of Redis, by result", MetricType::Counter);
-  const std::pair<const char*, const CounterCell*> kClusterResults[] = {
-      {"ok", &cluster_calls_.ok},
-      {"error", &cluster_calls_.error},
-      {"timeout", &cluster_calls_.timeout}};
-  for (const auto& [result, cell] : kClusterResults) {
-    cluster_calls.metric.push_back(
-        sample({{"result", result}}, load(cell->value), MetricType::Counter));
-  }
+  addCounters(cluster_calls, {}, "result",
+              {{"ok", &cluster_calls_.ok},
+               {"error", &cluster_calls_.error},
+               {"timeout", &cluster_calls_.timeout}});
   out.push_back(std::move(cluster_calls));
   out.push_back(std::move(cache_requests));
   out.push_back(std::move(cache_bytes));

@@ -12,7 +12,6 @@ import unittest
 
 import h2.settings
 
-import harness
 from harness import Client, CrestTestCase, get, wait_until
 from test_http2 import H2Client
 
@@ -32,17 +31,16 @@ def reader(data):
     return read_exact
 
 
-class WsClient:
-    """A WebSocket client over one plain connection to crest."""
+class WsClient(Client):
+    """A WebSocket client over one plain connection to crest (harness.Client's
+    socket, buffer, reads and close)."""
 
     def __init__(self, port, path="/ws", host="test.local"):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        harness._open_clients.append(self)  # closed by the test's tearDown
+        super().__init__(port)
         self.key = websocket.new_key()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
-                           f"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-                           f"Sec-WebSocket-Key: {self.key}\r\n\r\n").encode())
-        self.buf = b""
+        self.send((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
+                   f"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                   f"Sec-WebSocket-Key: {self.key}\r\n\r\n").encode())
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -53,45 +51,19 @@ class WsClient:
             name, _, value = line.partition(":")
             self.headers[name.strip().lower()] = value.strip()
 
-    def _fill(self):
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise EOFError("closed by crest")
-        self.buf += data
-
-    def _exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def send(self, opcode, payload):
-        self.sock.sendall(websocket.frame(opcode, payload, mask=True))
+    def send_frame(self, opcode, payload):
+        self.send(websocket.frame(opcode, payload, mask=True))
 
     def receive(self):
         return websocket.read_frame(self._exact)
 
     def echo(self, opcode, payload):
-        self.send(opcode, payload)
+        self.send_frame(opcode, payload)
         return self.receive()
 
     def read_body(self):
         """The rest of a non-101 response (Content-Length)."""
         return self._exact(int(self.headers["content-length"]))
-
-    def closed_by_peer(self, timeout=5):
-        self.sock.settimeout(timeout)
-        try:
-            while self.sock.recv(65536):
-                pass
-            return True
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.sock.close()
 
 
 class WebSocketTest(CrestTestCase):
@@ -154,7 +126,7 @@ class WebSocketTest(CrestTestCase):
         ws = WsClient(self.port, path="/ws?refuse=403")
         self.assertEqual(ws.status, 403)
         self.assertEqual(ws.read_body(), b"refused\n")
-        ws.sock.sendall(b"GET / HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        ws.send(b"GET / HTTP/1.1\r\nHost: test.local\r\n\r\n")
         while b"hello from web" not in ws.buf:
             ws._fill()
         self.assertEqual(self.metric("crest_tunnels_total", listener="public"), 0)
