@@ -8,6 +8,10 @@ each, and OUT/report.md with the SLO verdicts and the figures per phase.
 Exits 0 when every SLO held, 1 otherwise (2 on a usage or setup error).
 
   scripts/rehearse SCENARIO.yaml --out DIR   (installs what is missing, builds, runs this)
+  scripts/rehearse [SCENARIO.yaml] --from-prometheus URL --window 30m --out DIR
+      the same timeline, plots and report from what a Prometheus recorded of
+      crest (after a launch): no load, the scenario's SLOs (if one is given)
+      judged on crest's own metrics, reloads marked as events
 
 The scenario format is in examples/rehearsal/README.md.
 """
@@ -200,6 +204,42 @@ class Rehearsal:
                             "log": log, "rate": rate})
 
 
+class Recorded:
+    """What main() reads from a Rehearsal, from a Prometheus's recorded data."""
+
+    FAMILIES = ("crest_http_requests_total", "crest_http_request_duration_seconds_bucket",
+                "crest_shed_requests_total", "crest_rate_limited_total", "crest_faults_total",
+                "crest_upstream_server_up", "crest_config_reloads_total")
+
+    def __init__(self, url, window, scenario_path):
+        import json
+        import urllib.parse
+        import yaml
+        self.s = {}
+        if scenario_path:
+            with open(scenario_path) as f:
+                self.s = yaml.safe_load(f)
+        end = time.time()
+        start = end - seconds(window)
+        step = max(1, int(seconds(window) / 1000))  # at most ~1,000 points
+        by_time = {}
+        for family in self.FAMILIES:
+            query = urllib.parse.urlencode({"query": family, "start": start, "end": end, "step": step})
+            with urllib.request.urlopen(f"{url.rstrip('/')}/api/v1/query_range?{query}", timeout=30) as r:
+                result = json.load(r)["data"]["result"]
+            for series in result:
+                labels = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "__name__"))
+                for t, value in series["values"]:
+                    by_time.setdefault(float(t) - start, {})[(family, labels)] = float(value)
+        self.samples = sorted(by_time.items())
+        self.phases = []
+        self.events = []
+        for (t0, a), (t1, b) in zip(self.samples, self.samples[1:]):
+            if total(b, "crest_config_reloads_total") > total(a, "crest_config_reloads_total"):
+                self.events.append((t1, "reload"))
+        self.source = f"{url}, the last {window}"
+
+
 # -- what the samples say, second by second
 def total(samples, name, **match):
     return sum(v for (n, labels), v in samples.items() if n == name and
@@ -316,12 +356,20 @@ def plot(rows, pools, events, phases, out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("scenario")
+    ap.add_argument("scenario", nargs="?")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-plots", action="store_true", help="timeline, report and verdicts only")
+    ap.add_argument("--from-prometheus", metavar="URL", help="render what this Prometheus recorded")
+    ap.add_argument("--window", default="30m", help="with --from-prometheus: how far back (30m)")
     args = ap.parse_args()
-    r = Rehearsal(args.scenario, args.out)
-    r.run()
+    if args.from_prometheus:
+        os.makedirs(args.out, exist_ok=True)
+        r = Recorded(args.from_prometheus, args.window, args.scenario)
+    elif args.scenario:
+        r = Rehearsal(args.scenario, args.out)
+        r.run()
+    else:
+        ap.error("a scenario, or --from-prometheus URL")
     rows, pools = timeline(r.samples)
     with open(os.path.join(args.out, "timeline.csv"), "w", newline="") as f:
         keys = sorted({k for row in rows for k in row}, key=lambda k: (k != "t", k))
@@ -330,12 +378,23 @@ def main():
         w.writerows(rows)
     plots = [] if args.no_plots else plot(rows, pools, r.events, r.phases, args.out)
 
-    # SLOs, from what the clients saw; injected aborts are not the servers' errors.
+    # SLOs, from what the clients saw (or, from a Prometheus, from crest's
+    # metrics); injected aborts are not the servers' errors.
+    first = r.samples[0][1] if r.samples else {}
     final = r.samples[-1][1] if r.samples else {}
-    aborts = total(final, "crest_faults_total", kind="abort")
+
+    def increase(name, **match):
+        return total(final, name, **match) - (total(first, name, **match) if args.from_prometheus else 0)
+    aborts = increase("crest_faults_total", kind="abort")
     requests = errors = 0
     latencies = []
     phase_rows = []
+    if args.from_prometheus:
+        requests = increase("crest_http_requests_total")
+        errors = increase("crest_http_requests_total", code="5xx")
+        bucket = "crest_http_request_duration_seconds_bucket"
+        before = by_label(first, bucket, "le")
+        recorded_p99 = quantile({le: c - before.get(le, 0) for le, c in by_label(final, bucket, "le").items()}, 0.99)
     for p in r.phases:
         n, e, lat = client_view(p["log"])
         requests, errors, latencies = requests + n, errors + e, latencies + lat
@@ -346,25 +405,29 @@ def main():
     slos = r.s.get("slos", {})
     verdicts = []
     if "p99_ms" in slos:
-        p99 = pct(latencies, 0.99) or float("inf")
+        p99 = (recorded_p99 if args.from_prometheus else pct(latencies, 0.99)) or float("inf")
         verdicts.append((f"p99 below {slos['p99_ms']} ms", f"{p99:.1f} ms", p99 < float(slos["p99_ms"])))
     if "error_percent" in slos:
         share = 100 * max(0, errors - aborts) / requests if requests else 100
         verdicts.append((f"errors below {slos['error_percent']}% (injected faults excluded)", f"{share:.3f}%",
                          share < float(slos["error_percent"])))
     for pool in slos.get("never_shed", []):
-        shed = total(final, "crest_shed_requests_total", pool=pool)
+        shed = increase("crest_shed_requests_total", pool=pool)
         verdicts.append((f"no request of pool {pool} shed", f"{shed:.0f} shed", shed == 0))
     ok = all(v[2] for v in verdicts)
 
-    lines = [f"# Rehearsal: {r.s.get('name', os.path.basename(args.scenario))}", "",
-             f"**{'All SLOs held' if ok else 'SLOs missed'}.** {requests} requests over "
-             f"{r.phases[-1]['end'] if r.phases else 0:.0f} s.", "",
+    title = r.s.get("name") or os.path.basename(args.scenario or "crest")
+    span = r.samples[-1][0] - r.samples[0][0] if len(r.samples) > 1 else 0
+    source = f" Recorded by {r.source}; measured at crest." if args.from_prometheus else ""
+    lines = [f"# Rehearsal: {title}", "",
+             f"**{'All SLOs held' if ok else 'SLOs missed'}.** {requests:.0f} requests over {span:.0f} s.{source}", "",
              "| SLO | measured | verdict |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {'held' if good else '**missed**'} |" for name, value, good in verdicts]
-    lines += ["", "## Phases (as the load generator saw them)", "",
-              "| phase | target req/s | achieved req/s | requests | 5xx or failed | p50 ms | p99 ms |",
-              "|---|---|---|---|---|---|---|", *phase_rows, "", "## Events", ""]
+    if phase_rows:
+        lines += ["", "## Phases (as the load generator saw them)", "",
+                  "| phase | target req/s | achieved req/s | requests | 5xx or failed | p50 ms | p99 ms |",
+                  "|---|---|---|---|---|---|---|", *phase_rows]
+    lines += ["", "## Events", ""]
     lines += [f"- {when:.1f} s: {label}" for when, label in r.events] or ["- none"]
     lines += ["", "## Plots", ""]
     lines += [f"### {title}\n\n![{title}]({name})\n" for name, title in plots]

@@ -1,16 +1,24 @@
 """scripts/rehearse.py's verdicts: the same short scenario passes with an SLO
 the run can meet and fails (exit 1, "missed" in the report) with one it
-cannot; the timeline has a row a second from crest's /metrics."""
+cannot; the timeline has a row a second from crest's /metrics. And the
+report rendered from what a real Prometheus (Debian's) recorded of crest,
+with a reload marked."""
 
 import csv
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.request
 
 import yaml
+
+from harness import CrestTestCase, free_port, wait_for_port, wait_until
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 EXAMPLES = os.path.join(ROOT, "examples", "rehearsal")
@@ -50,3 +58,56 @@ class RehearseRunnerTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(shutil.which("prometheus") and shutil.which("h2load"),
+                     "prometheus or h2load is not installed (scripts/install-deps)")
+class FromPrometheusTest(CrestTestCase):
+    def test_the_report_from_what_prometheus_recorded(self):
+        web = self.backend("web")
+        self.crest(self.simple_config({"web": [web]}, workers=1), self.port)
+        prom_port = free_port()
+        config = os.path.join(self.tmpdir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: crest\n"
+                    f"    static_configs: [{{targets: ['127.0.0.1:{self.admin_port}']}}]\n")
+        prom = subprocess.Popen(["prometheus", f"--config.file={config}",
+                                 f"--storage.tsdb.path={os.path.join(self.tmpdir, 'tsdb')}",
+                                 f"--web.listen-address=127.0.0.1:{prom_port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(prom_port, timeout=30)
+
+            def scraping():
+                url = f"http://127.0.0.1:{prom_port}/api/v1/query?query=crest_config_reloads_total"
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as r:
+                        return len(json.load(r)["data"]["result"]) > 0
+                except OSError:
+                    return False
+            wait_until(scraping, timeout=30, what="Prometheus scraping crest")
+            subprocess.run(["h2load", "--h1", "-c", "2", "-t", "1", "--rps=50", "-D", "4",
+                            f"http://127.0.0.1:{self.port}/"], capture_output=True, timeout=60)
+            self.crests[0].signal(signal.SIGHUP)
+            wait_until(lambda: "generation 2 applied" in self.crests[0].log(), what="the reload")
+            subprocess.run(["h2load", "--h1", "-c", "2", "-t", "1", "--rps=50", "-D", "3",
+                            f"http://127.0.0.1:{self.port}/"], capture_output=True, timeout=60)
+            time.sleep(2)  # the last scrapes
+            out = os.path.join(self.tmpdir, "out")
+            scenario = os.path.join(self.tmpdir, "slos.yaml")
+            with open(scenario, "w") as f:
+                yaml.safe_dump({"name": "recorded", "slos": {"p99_ms": 5000, "never_shed": ["web"]}}, f)
+            p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "rehearse.py"), scenario,
+                                "--from-prometheus", f"http://127.0.0.1:{prom_port}", "--window", "60s",
+                                "--out", out, "--no-plots"], capture_output=True, text=True, timeout=120)
+            with open(os.path.join(out, "report.md")) as f:
+                report = f.read()
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr + report)
+            self.assertIn("All SLOs held", report)
+            self.assertIn("s: reload", report)
+            with open(os.path.join(out, "timeline.csv")) as f:
+                rows = list(csv.DictReader(f))
+            self.assertGreater(max(float(r["rps_2xx"]) for r in rows), 20)
+        finally:
+            prom.kill()
+            prom.wait()
