@@ -4,29 +4,19 @@
 
 namespace crest::proxy {
 
-namespace {
-
-// True for `percent` of the calls (0-100, fractions to a ten-thousandth).
-bool chance(Exchange& exchange, double percent) {
-  return percent > 0 &&
-         static_cast<double>(exchange.context().random() % 1000000) < percent * 10000;
-}
-
-}  // namespace
-
 StageResult FaultStage::onRequest(Exchange& exchange) {
   const auto& fault = exchange.route->fault;
   if (!fault) return StageResult::Continue;
   if (!fault->header.empty() && exchange.request().find(fault->header) == nullptr)
     return StageResult::Continue;
   auto& cells = *exchange.clientInfo().listener_metrics;
-  if (chance(exchange, fault->abort_percent)) {
+  if (chance(exchange.context(), fault->abort_percent)) {
     cells.faults_abort.add();
     exchange.answerWith(LocalCause::FaultInjected, fault->abort_status, "text/plain; charset=utf-8",
                         "fault injected\n", "");
     return StageResult::Answered;
   }
-  if (chance(exchange, fault->delay_percent)) {
+  if (chance(exchange.context(), fault->delay_percent)) {
     cells.faults_delay.add();
     delaying_ = true;
     exchange.client().waitFor(fault->delay);

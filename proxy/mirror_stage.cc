@@ -13,7 +13,7 @@ void MirrorStage::onRequest(Exchange& exchange) {
   const auto& mirror = exchange.route->mirror;
   if (!mirror) return;
   ExchangeContext& context = exchange.context();
-  if (static_cast<double>(context.random() % 1000000) >= mirror->percent * 10000) return;
+  if (!chance(context, mirror->percent)) return;
   const PoolRuntime& pool = *exchange.route_target->mirror_pool;
   const MessageHead& head = exchange.request();
   if (head.framing == Framing::ContentLength && head.content_length > mirror->max_body) {

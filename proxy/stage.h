@@ -65,4 +65,10 @@ class ExchangeContext {
                       observe::PoolCells* cells) = 0;
 };
 
+// True for `percent` of the calls (0-100, fractions to a ten-thousandth):
+// the share a route's fault or mirror applies to.
+inline bool chance(ExchangeContext& context, double percent) {
+  return percent > 0 && static_cast<double>(context.random() % 1000000) < percent * 10000;
+}
+
 }  // namespace crest::proxy
