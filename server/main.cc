@@ -1,5 +1,6 @@
 // crest: command line, configuration check, and start.
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -39,6 +40,17 @@ std::shared_ptr<const crest::proxy::Runtime> loadAll(
   auto runtime = crest::proxy::Runtime::build(loaded.config, nullptr, 1, metrics, tickets, errors);
   crest::conf::sortByPosition(errors);
   return errors.empty() ? runtime : nullptr;
+}
+
+// A read of a large body lands in a 128 KiB block (socket_io.h), freed once
+// the body has gone on. glibc gives a thread's freed heap top back to the
+// kernel past 128 KiB and lends blocks of that size from mmap, so each such
+// response faulted its pages in again (0.8 to 2.9 page faults per 16 KiB
+// response over HTTP/2). Freed memory is kept for reuse instead, up to
+// 64 MiB at a heap's top, and blocks under 4 MiB come from the heap.
+void keepFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 }  // namespace
@@ -116,6 +128,7 @@ int main(int argc, char** argv) {
                             std::to_string(crest::server::raiseOpenFilesLimit()));
   // Writes to a peer that has gone are errors to handle, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
+  keepFreedMemory();
   bool wrote_pid = false;
   int code = server.run(runtime, [&] {
     std::string error;
