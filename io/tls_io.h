@@ -6,6 +6,8 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
+#include <memory>
+
 #include "io/socket_io.h"
 
 namespace crest::io {
@@ -25,8 +27,23 @@ IoResult tlsHandshake(SSL* ssl);
 IoResult tlsRead(SSL* ssl, evbuffer* buffer, size_t cap, size_t& bytes_read, bool until_eof,
                  ReadScratch& scratch, bool& reads_large);
 
-// Writes `buffer` as TLS records of up to 16 KiB: small chains are coalesced
-// into one record (and one send) instead of a record each.
-IoResult tlsWrite(SSL* ssl, evbuffer* buffer, size_t& bytes_written);
+// A worker's memory for tlsWrite: where a record's bytes are gathered, and
+// where records wait to go out together. One per worker thread.
+struct TlsScratch {
+  static constexpr size_t kRecord = 16 * 1024;
+  static constexpr size_t kBatch = 64 * 1024;
+  std::unique_ptr<char[]> record = std::make_unique<char[]>(kRecord);
+  std::unique_ptr<char[]> batch = std::make_unique<char[]>(kBatch);
+};
+
+// Writes `buffer` as TLS records of up to 16 KiB (small chains coalesced
+// into one record instead of a record each), sent in batches of up to
+// 64 KiB. What the socket does not take of the last batch is held by the
+// connection's TLS and sent first by the next call: WouldBlock then.
+IoResult tlsWrite(SSL* ssl, evbuffer* buffer, size_t& bytes_written, TlsScratch& scratch);
+
+// Encrypted bytes tlsWrite holds for the socket: the connection still has
+// them to send.
+size_t tlsHeldBytes(SSL* ssl);
 
 }  // namespace crest::io

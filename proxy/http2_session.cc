@@ -55,6 +55,7 @@ Http2Session::Http2Session(WorkerContext& worker, Http2Carrier& carrier,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c.callbacks, &onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(c.callbacks, &onStreamClose);
   nghttp2_session_callbacks_set_on_frame_send_callback(c.callbacks, &onFrameSend);
+  nghttp2_session_callbacks_set_send_data_callback(c.callbacks, &onSendData);
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
   // Windows are given back as bodies go on to the servers (Http2Stream::pump).
@@ -120,8 +121,12 @@ bool Http2Session::pump(evbuffer* in, evbuffer* out, size_t out_room) {
     running_.clear();
     progress |= moved;
   }
+  sending_ = out;
+  sending_room_ = out_room;
+  size_t before = evbuffer_get_length(out);
   while (!failed_ && evbuffer_get_length(out) < out_room) {
     const uint8_t* data = nullptr;
+    // DATA frames go to `out` through onSendData as this runs.
     ssize_t length = nghttp2_session_mem_send(session_, &data);
     if (length < 0) {
       failed_ = true;
@@ -140,7 +145,8 @@ bool Http2Session::pump(evbuffer* in, evbuffer* out, size_t out_room) {
     evbuffer_add(out, data, static_cast<size_t>(length));
     progress = true;
   }
-  return progress;
+  sending_ = nullptr;
+  return progress || evbuffer_get_length(out) != before;
 }
 
 bool Http2Session::finished() const {
@@ -251,6 +257,17 @@ int Http2Session::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, v
   if (found == self->streams_.end()) return 0;
   found->second->onClosed();
   self->streams_.erase(found);
+  return 0;
+}
+
+int Http2Session::onSendData(nghttp2_session*, nghttp2_frame*, const uint8_t* header, size_t length,
+                             nghttp2_data_source* source, void* arg) {
+  auto* self = static_cast<Http2Session*>(arg);
+  // mem_send goes on through every DATA frame it can: `out` is bounded here.
+  if (evbuffer_get_length(self->sending_) >= self->sending_room_) return NGHTTP2_ERR_WOULDBLOCK;
+  // No padding is asked for (no select_padding callback): header, then body.
+  evbuffer_add(self->sending_, header, 9);
+  static_cast<Http2Stream*>(source->ptr)->sendBody(self->sending_, length);
   return 0;
 }
 

@@ -63,6 +63,7 @@ class Http2Session {
   // not the client's inactivity. A stream whose response waits for the
   // client's window is the client's to move.
   bool waitingOnServers() const;
+  bool hasStreams() const { return !streams_.empty(); }
 
  private:
   friend class Http2Stream;
@@ -75,6 +76,8 @@ class Http2Session {
                          size_t len, void* arg);
   static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* arg);
   static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* arg);
+  static int onSendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* header,
+                        size_t length, nghttp2_data_source* source, void* arg);
   Http2Stream* stream(int32_t id);
   // Stream `id` has something to do (body to move, a server's bytes, room in
   // its output): the next pump() runs it. Only those run: an event on one
@@ -97,9 +100,11 @@ class Http2Session {
     std::vector<std::string> names;  // lower-cased names, kept for their buffers
     std::vector<nghttp2_nv> nva;
   } head_;
-  bool failed_ = false;      // nothing more can be sent: close now
-  bool terminated_ = false;  // a GOAWAY for an error is on its way: read no more
-  bool calm_ = false;        // a callback found abuse
+  evbuffer* sending_ = nullptr;  // pump()'s `out` while it asks nghttp2 for frames
+  size_t sending_room_ = 0;      // and its `out_room`
+  bool failed_ = false;          // nothing more can be sent: close now
+  bool terminated_ = false;      // a GOAWAY for an error is on its way: read no more
+  bool calm_ = false;            // a callback found abuse
   // Frames that cost crest work without moving a request (PRIORITY,
   // non-final empty DATA, SETTINGS, PING), against a budget that grows with
   // the streams opened: a flood of them ends the connection.

@@ -334,22 +334,29 @@ void Http2Stream::wake() {
   session_.carrier_.wakeConnection();
 }
 
-ssize_t Http2Stream::readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+ssize_t Http2Stream::readBody(nghttp2_session*, int32_t, uint8_t*, size_t length,
                               uint32_t* data_flags, nghttp2_data_source* source, void*) {
   auto* self = static_cast<Http2Stream*>(source->ptr);
-  int taken = evbuffer_remove(self->out_, buf, length);
-  if (taken < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  // Room in the stream's output: its server may be read again.
-  if (taken > 0 && self->exchange_->upstream.active()) self->session_.schedule(self->id_);
-  if (evbuffer_get_length(self->out_) == 0 && self->done_) {
+  size_t waiting = evbuffer_get_length(self->out_);
+  // The bytes stay in out_ until the frame goes out (sendBody): nghttp2
+  // copies nothing, and the frame's header is all it writes.
+  size_t taken = std::min(length, waiting);
+  *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (taken == waiting && self->done_) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    return taken;
+    return static_cast<ssize_t>(taken);
   }
   if (taken == 0) {
     self->deferred_ = true;
     return NGHTTP2_ERR_DEFERRED;
   }
-  return taken;
+  return static_cast<ssize_t>(taken);
+}
+
+void Http2Stream::sendBody(evbuffer* to, size_t length) {
+  evbuffer_remove_buffer(out_, to, length);
+  // Room in the stream's output: its server may be read again.
+  if (length > 0 && exchange_->upstream.active()) session_.schedule(id_);
 }
 
 }  // namespace crest::proxy

@@ -60,6 +60,9 @@ class Http2Stream final : public ExchangeClient {
   void waitFor(std::chrono::milliseconds timeout) override;
   void waitOver() override;
   void wake() override;
+  // The DATA frame nghttp2 asked readBody for goes out: `length` bytes of
+  // the response body move (chains, not copies) to `to`, after its header.
+  void sendBody(evbuffer* to, size_t length);
 
  private:
   static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,

@@ -22,6 +22,7 @@
 #include "io/event_loop.h"
 #include "io/socket_io.h"
 #include "io/spare_list.h"
+#include "io/tls_io.h"
 #include "limits/client_connections.h"
 #include "observe/access_log.h"
 #include "proxy/cluster_client.h"
@@ -116,6 +117,7 @@ class WorkerContext final : public ExchangeContext {
   void recycleBuffer(evbuffer* buffer);
   // Where this worker's connections read small pieces (beginRead).
   io::ReadScratch& readScratch() override { return read_scratch_; }
+  io::TlsScratch& tlsScratch() { return tls_scratch_; }
   // Writes a fresh X-Request-Id, 32 hex digits, over `id`: in the memory of
   // the recycled exchange's last one, where a new string would allocate.
   void newRequestId(std::string& id) override;
@@ -155,6 +157,7 @@ class WorkerContext final : public ExchangeContext {
   io::SpareList<Exchange, deleteExchange, 64> spare_exchanges_;
   io::SpareList<evbuffer, evbuffer_free, 128> spare_buffers_;  // two per exchange
   io::ReadScratch read_scratch_;
+  io::TlsScratch tls_scratch_;
   uint64_t activity_ = 0;
 };
 

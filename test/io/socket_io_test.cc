@@ -288,6 +288,42 @@ TEST_CASE("tlsRead places its reads as readInto does") {
   CHECK(r.scratch.bytes[0] == 'b');  // read in place
 }
 
+TEST_CASE("tlsWrite holds what a full socket does not take and sends it first, in order") {
+  TlsPair t;
+  int small = 16 * 1024;
+  REQUIRE(::setsockopt(t.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  std::string sent(1 << 20, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i % 251);
+  test::Evbuffer out = test::makeBuffer();
+  evbuffer_add(out.get(), sent.data(), sent.size());
+  TlsScratch scratch;
+  std::string received;
+  char chunk[16 * 1024];
+  bool held_seen = false;
+  bool closed = false;
+  bool shutdown_sent = false;
+  for (int turn = 0; turn < 10000 && !closed; ++turn) {
+    size_t written = 0;
+    IoResult r = tlsWrite(t.server, out.get(), written, scratch);
+    REQUIRE(r != IoResult::Error);
+    held_seen = held_seen || tlsHeldBytes(t.server) > 0;
+    // close_notify is written outside tlsWrite: it must wait behind what is held.
+    if (held_seen && !shutdown_sent && evbuffer_get_length(out.get()) == 0 &&
+        tlsHeldBytes(t.server) > 0) {
+      CHECK(SSL_shutdown(t.server) <= 0);
+    }
+    if (evbuffer_get_length(out.get()) == 0 && tlsHeldBytes(t.server) == 0 && !shutdown_sent)
+      shutdown_sent = SSL_shutdown(t.server) >= 0;
+    int n;
+    while ((n = SSL_read(t.client, chunk, sizeof chunk)) > 0) received.append(chunk, n);
+    closed = SSL_get_error(t.client, n) == SSL_ERROR_ZERO_RETURN;
+  }
+  CHECK(held_seen);
+  CHECK(closed);
+  CHECK(received.size() == sent.size());
+  CHECK(received == sent);
+}
+
 TEST_CASE("addressText writes addresses as inet_ntop does") {
   auto text = [](int family, const char* address) {
     sockaddr_storage storage{};
