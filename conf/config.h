@@ -134,7 +134,7 @@ struct Fault {
 // answer is read and dropped.
 struct Mirror {
   std::string pool;
-  double percent = 100;        // 0-100
+  double percent = 100;           // 0-100
   uint64_t max_body = 64 * 1024;  // requests with bigger bodies are not mirrored
   bool operator==(const Mirror&) const = default;
 };

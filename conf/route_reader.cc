@@ -61,10 +61,9 @@ void RouteReader::checkPoolExists(const YAML::Node& node, const std::string& pat
 
 Route RouteReader::read(const YAML::Node& node, const std::string& path) {
   Route route;
-  MapReader r(
-      errors_, node, path,
-      {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache", "access", "fault",
-       "mirror"});
+  MapReader r(errors_, node, path,
+              {"match", "pool", "split", "priority", "rate_limit", "fallback", "cache", "access",
+               "fault", "mirror"});
   if (!r.isMap()) return route;
   if (r.has("match")) readMatch(r.get("match"), r.path("match"), route.match);
   if (r.has("pool") == r.has("split")) {

@@ -49,12 +49,12 @@ ClusterClient* WorkerContext::cluster() {
 void WorkerContext::mirror(std::shared_ptr<UpstreamServer> server,
                            const conf::UpstreamTimeouts& timeouts, std::string request,
                            observe::PoolCells* cells) {
+  auto finished = [this](MirrorCopy* done) {
+    // Deleted on the next loop turn: this runs inside the copy's own callbacks.
+    post([this, done] { mirrors_.erase(done); });
+  };
   auto copy = std::make_unique<MirrorCopy>(*this, std::move(server), timeouts, std::move(request),
-                                           cells, [this](MirrorCopy* done) {
-                                             // Deleted on the next loop turn: this runs inside the
-                                             // copy's own callbacks.
-                                             post([this, done] { mirrors_.erase(done); });
-                                           });
+                                           cells, std::move(finished));
   MirrorCopy* started = copy.get();
   mirrors_.emplace(started, std::move(copy));
   started->start();
