@@ -379,12 +379,14 @@ bool DownstreamConnection::pumpHttp2() {
   // connection carrying streams does many times a second: a malloc and a
   // free of each costs 1,200 instructions a request there. So they are kept
   // while streams are open, and released again once none are.
-  if (ssl_ != nullptr && tls_buffers_kept_ != h2_->hasStreams()) {
-    tls_buffers_kept_ = !tls_buffers_kept_;
-    if (tls_buffers_kept_) {
-      SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
-    } else {
-      SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  if (ssl_ != nullptr) {
+    bool releasing = (SSL_get_mode(ssl_) & SSL_MODE_RELEASE_BUFFERS) != 0;
+    if (h2_->hasStreams() == releasing) {
+      if (releasing) {
+        SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+      } else {
+        SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+      }
     }
   }
   if (client_eof_ || (h2_->finished() && unsentBytes() == 0)) {

@@ -154,8 +154,7 @@ class DownstreamConnection final : public ExchangeClient, public Http2Carrier {
   bool served_one_ = false;    // a response was completed: a client reusing it may see a close
   bool wake_pending_ = false;  // wakeConnection() made the event active
   bool awaiting_proxy_header_ = false;
-  bool client_counted_ = false;    // in the worker's per-client connection count
-  bool tls_buffers_kept_ = false;  // HTTP/2 with streams open: OpenSSL keeps its buffers
+  bool client_counted_ = false;  // in the worker's per-client connection count
   std::chrono::steady_clock::time_point client_activity_;
 
   // The request being served, from its first byte until the connection

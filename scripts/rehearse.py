@@ -21,7 +21,6 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,26 +28,13 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
+from harness import free_port, wait_for_port  # noqa: E402  (test/e2e: ports taken without races)
+from prometheus_text import check  # noqa: E402
+
 BACKEND = os.path.join(ROOT, "test", "support", "backend.py")
 CREST = os.environ.get("CREST_BINARY", os.path.join(ROOT, "build", "proxy", "crest"))
 PYTHON = sys.executable
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def seconds(value):
@@ -92,7 +78,7 @@ class Rehearsal:
         if delay_ms:
             args += ["--delay", str(int(delay_ms))]
         self.backends[name] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.ports[name])
+        wait_for_port(self.ports[name], timeout=15)
 
     def now(self):
         return time.monotonic() - self.start
@@ -145,8 +131,6 @@ class Rehearsal:
 
     # -- /metrics, every second
     def scrape(self):
-        sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
-        from prometheus_text import check
         while not self.stop_scraping.is_set():
             t = self.now()
             try:
@@ -163,8 +147,8 @@ class Rehearsal:
             self.start_backend(b)
         self.crest = subprocess.Popen([CREST, "-c", self.config(self.s["crest"])],
                                       stderr=open(os.path.join(self.out, "crest.log"), "w"), stdout=subprocess.DEVNULL)
-        wait_port(self.listen)
-        wait_port(self.admin)
+        wait_for_port(self.listen, timeout=15)
+        wait_for_port(self.admin, timeout=15)
         self.start = time.monotonic()
         threads = [threading.Thread(target=self.scrape), threading.Thread(target=self.run_events)]
         for t in threads:

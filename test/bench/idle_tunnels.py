@@ -21,11 +21,13 @@ import base64
 import hashlib
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from harness import wait_for_port  # noqa: E402
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ORIGIN, CREST, NGINX, HAPROXY = 19200, 19201, 19202, 19203
@@ -98,17 +100,6 @@ def pss_kib(pid):
     return total
 
 
-def wait_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def write_configs(work):
     with open(f"{work}/tunnels.yaml", "w") as f:
         f.write(f"""workers: 1
@@ -171,7 +162,7 @@ def start(target, crest, work):
         cmd = ["haproxy", "-f", f"{work}/tunnels-haproxy.cfg"]
     proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
                             stderr=open(f"{work}/tunnels-{target}.log", "a"))
-    wait_port({"crest": CREST, "nginx": NGINX, "haproxy": HAPROXY}[target])
+    wait_for_port({"crest": CREST, "nginx": NGINX, "haproxy": HAPROXY}[target], proc=proc)
     return proc
 
 
@@ -208,7 +199,7 @@ def main():
     write_configs(args.work)
     origin = subprocess.Popen([sys.executable, __file__, "--origin"])
     try:
-        wait_port(ORIGIN)
+        wait_for_port(ORIGIN, proc=origin)
         targets = ["crest", "nginx", "haproxy"]
         results = {t: [] for t in targets}
         for r in range(args.rounds):

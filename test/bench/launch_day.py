@@ -20,13 +20,14 @@ flood, their ratio, and the flood's own throughput.
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+from harness import wait_for_port  # noqa: E402
 BACKEND = os.path.join(HERE, "..", "support", "backend.py")
 
 CAP = 16
@@ -35,19 +36,6 @@ PREMIUM_CLIENTS = 2
 PREMIUM_RATE = 10  # per client per second
 SERVICE_MS = 20
 RESERVED = 4
-
-
-def wait_port(port, proc, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the process for port {port} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def crest_config(port, origin, reserved):
@@ -143,7 +131,7 @@ def main():
     def start(argv, port, stdin=None):
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p)
-        wait_port(port, p)
+        wait_for_port(port, proc=p)
 
     try:
         start([sys.executable, BACKEND, "--port", str(origin), "--name", "origin"], origin)
