@@ -259,8 +259,12 @@ BodyEncoder Http2Stream::sendResponseHead(const MessageHead& response, std::stri
     auto end = std::to_chars(length, length + sizeof(length), response.content_length).ptr;
     fields.emplace_back("content-length", std::string_view(length, end - length));
   }
-  bool with_body =
-      exchange_->request().method != "HEAD" && response.status != 204 && response.status != 304;
+  // An empty body ends the stream with the HEADERS frame, as HAProxy's does,
+  // not with a DATA frame of its own; only once the request is in, so that
+  // the client is not told to stop an upload the server still reads.
+  bool empty = response.framing == Framing::None && exchange_->request_complete;
+  bool with_body = exchange_->request().method != "HEAD" && response.status != 204 &&
+                   response.status != 304 && !empty;
   submit(response.status, extras, with_body);
   return BodyEncoder(out_, false);
 }

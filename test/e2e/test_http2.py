@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -107,6 +108,7 @@ class H2Client:
     def handle(self, event):
         if isinstance(event, h2.events.ResponseReceived):
             self.responses[event.stream_id]["headers"] = dict(event.headers)
+            self.responses[event.stream_id]["ended_by_headers"] = event.stream_ended is not None
         elif isinstance(event, h2.events.DataReceived):
             self.responses[event.stream_id]["body"] += event.data
             if self.auto_ack:
@@ -166,6 +168,25 @@ class Http2Test(CrestTestCase):
         wait_until(lambda: os.path.exists(f"{self.tmpdir}/access.log") and
                    '"GET /echo?x=1 HTTP/2.0" 200' in open(f"{self.tmpdir}/access.log").read(),
                    what="the access log line")
+
+    def test_an_empty_response_ends_the_stream_with_its_headers(self):
+        self.start(extra=f"access_log: {self.tmpdir}/access.log")
+        c = H2Client(self.port)
+        empty = [c.request("/bytes/0"), c.request("/status/204"), c.request("/bytes/5", method="HEAD")]
+        full = c.request("/bytes/5")
+        for sid in empty:
+            r = c.response(sid)
+            self.assertTrue(r["ended_by_headers"], r)
+            self.assertEqual(r["body"], b"")
+        r = c.response(full)
+        self.assertFalse(r["ended_by_headers"])
+        self.assertEqual(r["body"], b"01234")
+        c.close()
+        # Served, not cut: each is logged with its status.
+        log = pathlib.Path(self.tmpdir, "access.log")
+        lines = ('"GET /bytes/0 HTTP/2.0" 200', '"GET /status/204 HTTP/2.0" 204', '"HEAD /bytes/5 HTTP/2.0" 200')
+        wait_until(lambda: log.exists() and all(line in log.read_text() for line in lines),
+                   what="the access log lines")
 
     def test_many_streams_on_one_connection(self):
         self.start()
