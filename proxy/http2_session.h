@@ -97,7 +97,6 @@ class Http2Session {
   // stream of the session: once warm, a response head allocates nothing.
   struct HeadScratch {
     std::vector<std::pair<std::string_view, std::string_view>> fields;
-    std::vector<std::string> names;  // lower-cased names, kept for their buffers
     std::vector<nghttp2_nv> nva;
   } head_;
   evbuffer* sending_ = nullptr;  // pump()'s `out` while it asks nghttp2 for frames

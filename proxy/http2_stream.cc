@@ -211,19 +211,8 @@ void Http2Stream::submit(int status, std::string_view extras, bool with_body) {
   std::to_chars(status_text, status_text + 3, status);
   head.nva.clear();
   head.nva.push_back(field(":status", std::string_view(status_text, 3)));
-  // Reserved first: the names must not move once a field points into one.
-  size_t names = head.fields.size() + 1;
-  for (size_t at = extras.find('\n'); at != std::string_view::npos; at = extras.find('\n', at + 1))
-    ++names;
-  if (head.names.size() < names) head.names.resize(names);
-  size_t used = 0;
-  auto add = [&](std::string_view name, std::string_view value) {
-    std::string& lower = head.names[used++];
-    lower.assign(name);
-    for (char& c : lower) c = lowerAscii(c);
-    head.nva.push_back(field(lower, value));
-  };
-  for (const auto& [name, value] : head.fields) add(name, value);
+  // Names go as the server wrote them: nghttp2's copy lower-cases them.
+  for (const auto& [name, value] : head.fields) head.nva.push_back(field(name, value));
   while (!extras.empty()) {
     size_t end = extras.find("\r\n");
     std::string_view line = extras.substr(0, end);
@@ -231,7 +220,7 @@ void Http2Stream::submit(int status, std::string_view extras, bool with_body) {
     if (colon != std::string_view::npos) {
       std::string_view value = line.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-      add(line.substr(0, colon), value);
+      head.nva.push_back(field(line.substr(0, colon), value));
     }
     if (end == std::string_view::npos) break;
     extras.remove_prefix(end + 2);
