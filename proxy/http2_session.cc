@@ -37,6 +37,22 @@ bool advertiseMaxStreams(std::string& frames, uint32_t value) {
   return false;
 }
 
+// nghttp2 allocates a stream, its frames and their fields anew for every
+// request: from the worker's block pool, not malloc.
+nghttp2_mem blockPoolMemory(io::BlockPool& pool) {
+  nghttp2_mem mem{};
+  mem.mem_user_data = &pool;
+  mem.malloc = [](size_t size, void* p) { return static_cast<io::BlockPool*>(p)->allocate(size); };
+  mem.free = [](void* block, void* p) { static_cast<io::BlockPool*>(p)->release(block); };
+  mem.calloc = [](size_t n, size_t size, void* p) {
+    return static_cast<io::BlockPool*>(p)->allocateZeroed(n, size);
+  };
+  mem.realloc = [](void* block, size_t size, void* p) {
+    return static_cast<io::BlockPool*>(p)->resize(block, size);
+  };
+  return mem;
+}
+
 struct Callbacks {
   Callbacks() { nghttp2_session_callbacks_new(&callbacks); }
   ~Callbacks() { nghttp2_session_callbacks_del(callbacks); }
@@ -60,7 +76,9 @@ Http2Session::Http2Session(WorkerContext& worker, Http2Carrier& carrier,
   nghttp2_option_new(&option);
   // Windows are given back as bodies go on to the servers (Http2Stream::pump).
   nghttp2_option_set_no_auto_window_update(option, 1);
-  nghttp2_session_server_new2(&session_, c.callbacks, this, option);
+  // nghttp2 keeps a copy of the functions; the pool outlives the session.
+  nghttp2_mem mem = blockPoolMemory(worker_.http2Blocks());
+  nghttp2_session_server_new3(&session_, c.callbacks, this, option, &mem);
   nghttp2_option_del(option);
   const auto& limits = carrier.runtime().config().limits;
   // nghttp2 ends the connection for a stream past the limit it knows (once

@@ -19,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "io/block_pool.h"
 #include "io/event_loop.h"
 #include "io/socket_io.h"
 #include "io/spare_list.h"
@@ -118,6 +119,8 @@ class WorkerContext final : public ExchangeContext {
   // Where this worker's connections read small pieces (beginRead).
   io::ReadScratch& readScratch() override { return read_scratch_; }
   io::TlsScratch& tlsScratch() { return tls_scratch_; }
+  // nghttp2's memory for this worker's HTTP/2 sessions (Http2Session).
+  io::BlockPool& http2Blocks() { return http2_blocks_; }
   // Writes a fresh X-Request-Id, 32 hex digits, over `id`: in the memory of
   // the recycled exchange's last one, where a new string would allocate.
   void newRequestId(std::string& id) override;
@@ -162,6 +165,7 @@ class WorkerContext final : public ExchangeContext {
   io::SpareList<evbuffer, evbuffer_free, 1024> spare_buffers_;
   io::ReadScratch read_scratch_;
   io::TlsScratch tls_scratch_;
+  io::BlockPool http2_blocks_;
   uint64_t activity_ = 0;
 };
 
