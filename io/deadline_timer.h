@@ -26,6 +26,10 @@ class DeadlineTimer {
 
   void set(Clock::time_point deadline);
   void setIn(std::chrono::milliseconds timeout) { set(loop_.clock().now() + timeout); }
+  // Moves the deadline to `deadline` if that is earlier, never later.
+  void setNoLaterThan(Clock::time_point deadline) {
+    if (deadline < deadline_) set(deadline);
+  }
   void clear() { deadline_ = Clock::time_point::max(); }
   // For the callback: true when the deadline has passed (it is then
   // cleared); false when the event fired early (re-armed) or for nothing.
