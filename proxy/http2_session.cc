@@ -1,5 +1,9 @@
 #include "proxy/http2_session.h"
 
+#include <algorithm>
+#include <new>
+
+#include "io/block_pool.h"
 #include "proxy/exchange.h"
 #include "proxy/http2_stream.h"
 #include "proxy/worker_context.h"
@@ -193,9 +197,19 @@ bool Http2Session::waitingOnServers() const {
   return true;
 }
 
+void Http2Session::StreamDeleter::operator()(Http2Stream* stream) const {
+  stream->~Http2Stream();
+  pool->release(stream);
+}
+
+Http2Session::StreamList::iterator Http2Session::slot(int32_t id) {
+  return std::lower_bound(streams_.begin(), streams_.end(), id,
+                          [](const auto& entry, int32_t key) { return entry.first < key; });
+}
+
 Http2Stream* Http2Session::stream(int32_t id) {
-  auto found = streams_.find(id);
-  return found == streams_.end() ? nullptr : found->second.get();
+  auto at = slot(id);
+  return at != streams_.end() && at->first == id ? at->second.get() : nullptr;
 }
 
 int Http2Session::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* arg) {
@@ -207,11 +221,16 @@ int Http2Session::onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, v
     nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
     return 0;
   }
+  static_assert(alignof(Http2Stream) <= alignof(std::max_align_t));
+  io::BlockPool& pool = self->worker_.http2Blocks();
+  void* block = pool.allocate(sizeof(Http2Stream));
+  if (block == nullptr) return NGHTTP2_ERR_CALLBACK_FAILURE;
   const auto& limits = self->carrier_.runtime().config().limits;
   auto exchange =
       self->worker_.takeExchange(http::ParserLimits{limits.max_header_bytes, limits.max_headers});
   ++self->streams_opened_;
-  self->streams_[id] = std::make_unique<Http2Stream>(*self, id, std::move(exchange));
+  StreamPtr stream(new (block) Http2Stream(*self, id, std::move(exchange)), StreamDeleter{&pool});
+  self->streams_.emplace(self->slot(id), id, std::move(stream));
   return 0;
 }
 
@@ -271,10 +290,12 @@ int Http2Session::onDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, cons
 
 int Http2Session::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* arg) {
   auto* self = static_cast<Http2Session*>(arg);
-  auto found = self->streams_.find(stream_id);
-  if (found == self->streams_.end()) return 0;
-  found->second->onClosed();
-  self->streams_.erase(found);
+  Http2Stream* stream = self->stream(stream_id);
+  if (stream == nullptr) return 0;
+  stream->onClosed();
+  // Found again: the vector may have moved while the stream closed.
+  auto at = self->slot(stream_id);
+  if (at != self->streams_.end() && at->first == stream_id) self->streams_.erase(at);
   return 0;
 }
 
