@@ -18,41 +18,38 @@ void onTimer(evutil_socket_t, short, void* arg) {
   if (fired->timer->expired()) ++fired->expired;
 }
 
-// One turn of the loop, without waiting: only a timer already due fires.
-void turn(EventLoop& loop) {
-  event_base_loop(loop.base(), EVLOOP_ONCE | EVLOOP_NONBLOCK);
-}
+// A timer on a loop whose clock stays at one reading throughout (no
+// nextTurn): "now" is due, an hour on is not, whatever the real time does.
+struct TimerOnLoop {
+  EventLoop loop;
+  Fired fired;
+  DeadlineTimer timer{loop, onTimer, &fired};
+  DeadlineTimer::Clock::time_point now = loop.clock().now();
+  TimerOnLoop() { fired.timer = &timer; }
+  // One turn of the loop, without waiting: only a timer already due fires.
+  void turn() { event_base_loop(loop.base(), EVLOOP_ONCE | EVLOOP_NONBLOCK); }
+};
 
 }  // namespace
 
-// The loop's clock stays at one reading throughout (no nextTurn): "now" is
-// due, an hour on is not, whatever the real time does.
 TEST_CASE("setNoLaterThan moves a deadline earlier") {
-  EventLoop loop;
-  Fired fired;
-  DeadlineTimer timer(loop, onTimer, &fired);
-  fired.timer = &timer;
-  auto now = loop.clock().now();
-  timer.set(now + 1h);
-  turn(loop);
-  CHECK(fired.expired == 0);
-  timer.setNoLaterThan(now);
-  turn(loop);
-  CHECK(fired.expired == 1);
+  TimerOnLoop t;
+  t.timer.set(t.now + 1h);
+  t.turn();
+  CHECK(t.fired.expired == 0);
+  t.timer.setNoLaterThan(t.now);
+  t.turn();
+  CHECK(t.fired.expired == 1);
 }
 
 TEST_CASE("setNoLaterThan never moves a deadline later") {
-  EventLoop loop;
-  Fired fired;
-  DeadlineTimer timer(loop, onTimer, &fired);
-  fired.timer = &timer;
-  auto now = loop.clock().now();
-  timer.set(now);
-  timer.setNoLaterThan(now + 1h);
-  turn(loop);
-  CHECK(fired.expired == 1);
-  // A cleared timer has no deadline: any is earlier.
-  timer.setNoLaterThan(now + 1h);
-  turn(loop);
-  CHECK(fired.expired == 1);
+  TimerOnLoop t;
+  t.timer.set(t.now);
+  t.timer.setNoLaterThan(t.now + 1h);
+  t.turn();
+  CHECK(t.fired.expired == 1);
+  // An expired timer has no deadline: any is earlier, and not yet due.
+  t.timer.setNoLaterThan(t.now + 1h);
+  t.turn();
+  CHECK(t.fired.expired == 1);
 }
