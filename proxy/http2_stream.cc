@@ -276,7 +276,10 @@ void Http2Stream::sendLocalResponse(LocalCause, int status, std::string_view con
   fields.clear();
   fields.emplace_back("content-type", content_type);
   fields.emplace_back("content-length", length);
-  bool with_body = exchange_->request().method != "HEAD";
+  // An empty body ends the stream with the HEADERS frame, as a server's
+  // does (sendResponseHead).
+  bool empty = body.empty() && exchange_->request_complete;
+  bool with_body = exchange_->request().method != "HEAD" && !empty;
   submit(status, extras, with_body);
   if (with_body) evbuffer_add(out_, body.data(), body.size());
 }

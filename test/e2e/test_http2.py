@@ -20,7 +20,7 @@ import h2.exceptions
 import h2.settings
 import hyperframe.frame
 
-from harness import CrestTestCase, get, wait_until
+from harness import CrestTestCase, free_port, get, wait_until
 
 
 def parse_frames(data):
@@ -187,6 +187,20 @@ class Http2Test(CrestTestCase):
         lines = ('"GET /bytes/0 HTTP/2.0" 200', '"GET /status/204 HTTP/2.0" 204', '"HEAD /bytes/5 HTTP/2.0" 200')
         wait_until(lambda: log.exists() and all(line in log.read_text() for line in lines),
                    what="the access log lines")
+
+    def test_an_empty_local_response_ends_the_stream_with_its_headers(self):
+        routes = ["      - match: {path_prefix: /}", "        pool: api", "        fallback:",
+                  "          status: 200", "          body: ''", "          content_type: text/plain"]
+        pool = f"    retries: 0\n    servers:\n      - address: 127.0.0.1:{free_port()}"
+        self.crest(self.simple_config({"api": pool}, routes=routes), self.port)
+        get(self.port, "/")  # the connect failure marks the server down
+        c = H2Client(self.port)
+        r = c.response(c.request("/"))
+        self.assertEqual((r["headers"][":status"], r["headers"]["content-length"]), ("200", "0"))
+        self.assertTrue(r["ended_by_headers"], r)
+        self.assertEqual(r["body"], b"")
+        c.close()
+        self.assertEqual(self.metric("crest_shed_requests_total", pool="api", reason="no_healthy"), 1)
 
     def test_many_streams_on_one_connection(self):
         self.start()
