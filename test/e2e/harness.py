@@ -361,6 +361,16 @@ class CrestTestCase(unittest.TestCase):
             wait_for_port(admin)
         return c
 
+    def crest_without_healthy_servers(self, status, body, content_type):
+        """Starts crest on a pool "api" whose one server refuses connections
+        and whose route answers with this fallback, and has that server
+        marked down (a request's failed connect)."""
+        routes = ["      - match: {path_prefix: /}", "        pool: api", "        fallback:",
+                  f"          status: {status}", f"          body: '{body}'", f"          content_type: {content_type}"]
+        pool = f"    retries: 0\n    servers:\n      - address: 127.0.0.1:{free_port()}"
+        self.crest(self.simple_config({"api": pool}, routes=routes), self.port)
+        get(self.port, "/")
+
     def simple_config(self, pools, routes=None, extra="", listen_port=None, admin_port=None,
                       workers=2):
         """A one-listener configuration. pools: {name: [backend, ...] or (yaml text)}."""

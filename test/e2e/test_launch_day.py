@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from harness import Client, CrestTestCase, admin_get, free_port, get, wait_until
+from harness import Client, CrestTestCase, admin_get, get, wait_until
 
 
 class LaunchDayTest(CrestTestCase):
@@ -227,12 +227,7 @@ class LaunchDayTest(CrestTestCase):
         self.assertEqual([l.split("?")[1] for l in self.api.requests_seen()], ["first-0", "later-0"])
 
     def test_fallback_answers_when_no_server_is_healthy(self):
-        dead = free_port()
-        routes = ["      - match: {path_prefix: /}", "        pool: api", "        fallback:",
-                  "          status: 200", "          body: 'maintenance'", "          content_type: text/html"]
-        pool = f"    retries: 0\n    servers:\n      - address: 127.0.0.1:{dead}"
-        self.crest(self.simple_config({"api": pool}, routes=routes), self.port)
-        get(self.port, "/")  # the connect failure marks the server down
+        self.crest_without_healthy_servers(200, "maintenance", "text/html")
         c = Client(self.port)
         for _ in range(3):
             c.request("GET", "/")
