@@ -232,6 +232,10 @@ void Http2Stream::submit(int status, std::string_view extras, bool with_body) {
                           with_body ? &body : nullptr);
 }
 
+bool Http2Stream::bodyFollows(bool empty) const {
+  return exchange_->request().method != "HEAD" && !(empty && exchange_->request_complete);
+}
+
 BodyEncoder Http2Stream::sendResponseHead(const MessageHead& response, std::string_view extras) {
   auto& fields = session_.head_.fields;
   forwardedResponseFields(response, fields);
@@ -248,12 +252,8 @@ BodyEncoder Http2Stream::sendResponseHead(const MessageHead& response, std::stri
     auto end = std::to_chars(length, length + sizeof(length), response.content_length).ptr;
     fields.emplace_back("content-length", std::string_view(length, end - length));
   }
-  // An empty body ends the stream with the HEADERS frame, as HAProxy's does,
-  // not with a DATA frame of its own; only once the request is in, so that
-  // the client is not told to stop an upload the server still reads.
-  bool empty = response.framing == Framing::None && exchange_->request_complete;
-  bool with_body = exchange_->request().method != "HEAD" && response.status != 204 &&
-                   response.status != 304 && !empty;
+  bool with_body = response.status != 204 && response.status != 304 &&
+                   bodyFollows(response.framing == Framing::None);
   submit(response.status, extras, with_body);
   return BodyEncoder(out_, false);
 }
@@ -276,10 +276,7 @@ void Http2Stream::sendLocalResponse(LocalCause, int status, std::string_view con
   fields.clear();
   fields.emplace_back("content-type", content_type);
   fields.emplace_back("content-length", length);
-  // An empty body ends the stream with the HEADERS frame, as a server's
-  // does (sendResponseHead).
-  bool empty = body.empty() && exchange_->request_complete;
-  bool with_body = exchange_->request().method != "HEAD" && !empty;
+  bool with_body = bodyFollows(body.empty());
   submit(status, extras, with_body);
   if (with_body) evbuffer_add(out_, body.data(), body.size());
 }

@@ -72,6 +72,11 @@ class Http2Stream final : public ExchangeClient {
   // plus the lines of `extras` ("Name: value\r\n"); a body follows from
   // out_ when `with_body`.
   void submit(int status, std::string_view extras, bool with_body);
+  // Whether DATA frames follow a response head: not for HEAD, and not for
+  // an `empty` body once the request is in (the HEADERS frame ends the
+  // stream then, as HAProxy's does; before, it would tell the client to
+  // stop an upload the server still reads).
+  bool bodyFollows(bool empty) const;
 
   Http2Session& session_;
   const int32_t id_;
